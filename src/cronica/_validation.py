@@ -1,0 +1,66 @@
+"""Checks on identifiers, shared by every entry point (library, HTTP, CLI)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cronica.errors import (
+    InvalidAggregateIdError,
+    InvalidAggregateTypeError,
+    InvalidEventTypeError,
+    InvalidInputError,
+)
+
+MAX_AGGREGATE_ID_LENGTH = 255
+MAX_TYPE_LENGTH = 100
+# C0 and C1 control characters and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_aggregate_id(aggregate_id: Any) -> str:
+    """Return ``aggregate_id`` if it is 1 to 255 characters without control characters."""
+    if not isinstance(aggregate_id, str):
+        raise InvalidAggregateIdError(
+            f"aggregate id must be a string, not {type(aggregate_id).__name__}"
+        )
+    if not aggregate_id:
+        raise InvalidAggregateIdError("aggregate id must not be empty")
+    if len(aggregate_id) > MAX_AGGREGATE_ID_LENGTH:
+        raise InvalidAggregateIdError(
+            f"aggregate id is {len(aggregate_id)} characters, over the limit of "
+            f"{MAX_AGGREGATE_ID_LENGTH}"
+        )
+    if _CONTROL.search(aggregate_id):
+        raise InvalidAggregateIdError(
+            f"aggregate id must not contain control characters: {aggregate_id!r}"
+        )
+    return aggregate_id
+
+
+def _check_type_name(
+    value: Any, what: str, error: type[InvalidInputError], *, allow_empty: bool
+) -> str:
+    if not isinstance(value, str):
+        raise error(f"{what} must be a string, not {type(value).__name__}")
+    if not value and not allow_empty:
+        raise error(f"{what} must not be empty")
+    if len(value) > MAX_TYPE_LENGTH:
+        raise error(
+            f"{what} is {len(value)} characters, over the limit of {MAX_TYPE_LENGTH}"
+        )
+    if _CONTROL.search(value):
+        raise error(f"{what} must not contain control characters: {value!r}")
+    return value
+
+
+def check_event_type(event_type: Any) -> str:
+    """Return ``event_type`` if it is 1 to 100 characters without control characters."""
+    return _check_type_name(event_type, "event type", InvalidEventTypeError, allow_empty=False)
+
+
+def check_aggregate_type(aggregate_type: Any) -> str:
+    """Return ``aggregate_type`` if it is at most 100 characters without control characters."""
+    return _check_type_name(
+        aggregate_type, "aggregate type", InvalidAggregateTypeError, allow_empty=True
+    )

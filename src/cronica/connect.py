@@ -1,0 +1,77 @@
+"""One URL factory at the edge: ``cronica.connect("sqlite:///events.db")``."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cronica.errors import InvalidURLError
+from cronica.store.base import EventStore
+from cronica.store.memory import MemoryEventStore
+from cronica.store.sqlite import SQLiteEventStore
+
+DEFAULT_STORE_URL = "sqlite:///cronica.db"
+
+
+def connect(url: str, **options: Any) -> EventStore:
+    """Open the event store at ``url``; keyword options go to the backend's constructor.
+
+    - ``memory://``: in-process, for tests.
+    - ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's form);
+      ``?synchronous=normal`` opts into the weaker durability mode.
+    - ``postgresql://user@host:port/db`` (or ``postgres://``); ``?schema=name`` puts the tables
+      in that schema, ``?synchronous_commit=off`` opts into the weaker durability mode; other
+      parameters go to libpq.
+
+    >>> store = connect("memory://")
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise InvalidURLError(f"not a store URL: {url!r} (try sqlite:///cronica.db)")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "memory":
+        return MemoryEventStore(**options)
+    if scheme == "sqlite":
+        return _connect_sqlite(url, options)
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        return _connect_postgres(url, options)
+    raise InvalidURLError(
+        f"unknown store scheme {scheme!r}: use memory://, sqlite:///path or postgresql://..."
+    )
+
+
+def _connect_sqlite(url: str, options: dict[str, Any]) -> EventStore:
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or rest == "/":
+        raise InvalidURLError(
+            f"SQLite URLs are sqlite:///relative.db or sqlite:////absolute/path.db, not {url!r}"
+        )
+    path, _, query = rest[1:].partition("?")
+    if not path or path == ":memory:":
+        raise InvalidURLError("SQLite needs a file path; use memory:// for an in-memory store")
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "synchronous" and value.lower() in ("full", "normal"):
+            options.setdefault("synchronous", value.lower())
+        else:
+            raise InvalidURLError(f"unknown SQLite URL parameter {key}={value}")
+    return SQLiteEventStore(path, **options)
+
+
+def _connect_postgres(url: str, options: dict[str, Any]) -> EventStore:
+    try:
+        from cronica.store.postgres import PostgresEventStore
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise InvalidURLError(
+            "PostgreSQL needs the driver: pip install 'cronica[postgres]'"
+        ) from exc
+    parts = urlsplit(url)
+    passthrough = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            options.setdefault("schema", value)
+        elif key == "synchronous_commit":
+            options.setdefault("synchronous_commit", value.lower() not in ("off", "false", "0"))
+        else:
+            passthrough.append((key, value))
+    scheme = "postgresql"
+    conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), ""))
+    return PostgresEventStore(conninfo, **options)

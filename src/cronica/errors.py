@@ -1,0 +1,132 @@
+"""Every error cronica raises, as one tree.
+
+::
+
+    CronicaError
+    ├── InvalidInputError              bad input; nothing was written
+    │   ├── InvalidAggregateIdError
+    │   ├── InvalidEventTypeError
+    │   ├── InvalidAggregateTypeError
+    │   ├── InvalidEventDataError      data/metadata not a JSON object, or does not serialise
+    │   ├── EventTooLargeError
+    │   ├── InvalidExpectedVersionError
+    │   ├── InvalidReadError           a read's range or limit is out of bounds
+    │   └── InvalidURLError
+    ├── ConcurrencyError               the expected version did not hold (stream, expected, actual)
+    ├── DuplicateEventError            an event id reused with different content or place
+    ├── AggregateTypeMismatchError     appending with another aggregate type than the stream's
+    ├── StreamNotFoundError
+    ├── AppendOnlyViolationError       something tried to UPDATE or DELETE stored events
+    └── StoreError                     the backend failed (connection lost, disk full, ...)
+        └── StoreUnavailableError      the backend cannot be reached
+
+Database driver errors are translated at the backend edge and never reach callers untranslated;
+the original exception is kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CronicaError(Exception):
+    """Root of every error raised by cronica."""
+
+
+class InvalidInputError(CronicaError, ValueError):
+    """The input is invalid; nothing was written."""
+
+
+class InvalidAggregateIdError(InvalidInputError):
+    """An aggregate id is empty, longer than 255 characters or holds control characters."""
+
+
+class InvalidEventTypeError(InvalidInputError):
+    """An event type is not a non-empty string of at most 100 printable characters."""
+
+
+class InvalidAggregateTypeError(InvalidInputError):
+    """An aggregate type is not a string of at most 100 printable characters."""
+
+
+class InvalidEventDataError(InvalidInputError):
+    """Event data or metadata is not a JSON object, or does not serialise to JSON."""
+
+
+class EventTooLargeError(InvalidInputError):
+    """An event's serialised data and metadata exceed the store's size limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"event is {size} bytes, over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class InvalidExpectedVersionError(InvalidInputError):
+    """An expected version is negative or not one of the accepted values."""
+
+
+class InvalidReadError(InvalidInputError):
+    """A read's version range, position or limit is out of bounds."""
+
+
+class InvalidURLError(InvalidInputError):
+    """A store URL cannot be understood."""
+
+
+class ConcurrencyError(CronicaError):
+    """The stream's version did not match the expected version; nothing was written."""
+
+    def __init__(self, aggregate_id: str, expected: Any, actual: int) -> None:
+        super().__init__(
+            f"stream {aggregate_id!r}: expected version {_describe(expected)}, "
+            f"actual version {actual}"
+        )
+        self.aggregate_id = aggregate_id
+        self.expected = expected
+        self.actual = actual
+
+
+class DuplicateEventError(CronicaError):
+    """An event id already exists with different content or in another place."""
+
+    def __init__(self, event_id: str, reason: str) -> None:
+        super().__init__(f"event id {event_id} already exists {reason}")
+        self.event_id = event_id
+
+
+class AggregateTypeMismatchError(CronicaError):
+    """An append named another aggregate type than the stream already has."""
+
+    def __init__(self, aggregate_id: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"stream {aggregate_id!r} has aggregate type {actual!r}, not {expected!r}"
+        )
+        self.aggregate_id = aggregate_id
+        self.expected = expected
+        self.actual = actual
+
+
+class StreamNotFoundError(CronicaError, LookupError):
+    """The stream does not exist."""
+
+    def __init__(self, aggregate_id: str) -> None:
+        super().__init__(f"stream {aggregate_id!r} does not exist")
+        self.aggregate_id = aggregate_id
+
+
+class AppendOnlyViolationError(CronicaError):
+    """Stored events were about to be updated or deleted; the database refused."""
+
+
+class StoreError(CronicaError):
+    """The backend failed; the operation may not have happened."""
+
+
+class StoreUnavailableError(StoreError):
+    """The backend cannot be reached."""
+
+
+def _describe(expected: Any) -> str:
+    name = getattr(expected, "name", None)
+    return name.lower() if isinstance(name, str) else str(expected)

@@ -1,0 +1,115 @@
+"""The append algorithm for backends that run it in Python (memory, SQLite).
+
+PostgreSQL runs the same steps in one server-side function (``store/postgres_schema.py``) so a
+batch costs one round trip. The steps, in this order, for each request of a batch:
+
+1. Idempotency: if any of the event ids is stored, the request is a retry. It succeeds with the
+   original result when every id is stored, in the same stream, at consecutive versions, with
+   the same type, data and metadata; otherwise it is a ``DuplicateEventError``.
+2. Expectation: the stream's current version (0 when missing) must satisfy the expected version,
+   and a given aggregate type must equal the stream's.
+3. Write the events at versions ``current + 1 ...`` and move the stream's version.
+
+Nothing is written before step 3, so a failed request leaves no trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from cronica.errors import AggregateTypeMismatchError, ConcurrencyError, DuplicateEventError
+from cronica.events import ANY, EXISTS, NO_STREAM, AppendResult, ExpectedVersion
+from cronica.store.base import DEFAULT_AGGREGATE_TYPE, AppendOutcome, AppendRequest
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIdentity:
+    """What step 1 compares: an already-stored event's place and content."""
+
+    event_id: uuid.UUID
+    aggregate_id: str
+    version: int
+    position: int
+    event_type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class AppendTransaction(Protocol):
+    """The primitives a backend offers inside its write transaction."""
+
+    def find_events(self, event_ids: list[uuid.UUID]) -> list[StoredIdentity]:
+        """Stored events among ``event_ids`` (any order)."""
+        ...
+
+    def stream_head(self, aggregate_id: str) -> tuple[int, str] | None:
+        """The stream's (version, aggregate type), or None when it does not exist."""
+        ...
+
+    def write(
+        self, request: AppendRequest, first_version: int, aggregate_type: str, now: datetime
+    ) -> int:
+        """Insert the request's events from ``first_version``, move the stream; last position."""
+        ...
+
+
+def expectation_holds(expected: ExpectedVersion, current: int | None) -> bool:
+    """Whether a stream at ``current`` (None: missing) satisfies ``expected``."""
+    if expected is ANY:
+        return True
+    if expected is NO_STREAM:
+        return current is None
+    if expected is EXISTS:
+        return current is not None
+    return expected == (current or 0)
+
+
+def apply_request(tx: AppendTransaction, request: AppendRequest, now: datetime) -> AppendOutcome:
+    """Steps 1 to 3 for one request; returns the result or the error, never raises them."""
+    ids = [event.event_id for event in request.events]
+    stored = tx.find_events(ids)
+    if stored:
+        return _replayed_result(request, stored)
+    head = tx.stream_head(request.aggregate_id)
+    current = None if head is None else head[0]
+    if not expectation_holds(request.expected, current):
+        return ConcurrencyError(request.aggregate_id, request.expected, current or 0)
+    stream_type = head[1] if head is not None else None
+    if request.aggregate_type is not None and stream_type is not None:
+        if request.aggregate_type != stream_type:
+            return AggregateTypeMismatchError(
+                request.aggregate_id, request.aggregate_type, stream_type
+            )
+    aggregate_type = stream_type or request.aggregate_type or DEFAULT_AGGREGATE_TYPE
+    first_version = (current or 0) + 1
+    position = tx.write(request, first_version, aggregate_type, now)
+    return AppendResult(first_version, first_version + len(request.events) - 1, position)
+
+
+def _replayed_result(request: AppendRequest, stored: list[StoredIdentity]) -> AppendOutcome:
+    by_id = {row.event_id: row for row in stored}
+    rows = []
+    for event in request.events:
+        row = by_id.get(event.event_id)
+        if row is None:
+            return DuplicateEventError(
+                str(stored[0].event_id), "but other events of this append are new"
+            )
+        if row.aggregate_id != request.aggregate_id:
+            return DuplicateEventError(str(event.event_id), f"in stream {row.aggregate_id!r}")
+        if (
+            row.event_type != event.event_type
+            or row.data != event.data
+            or row.metadata != event.metadata
+        ):
+            return DuplicateEventError(str(event.event_id), "with different content")
+        rows.append(row)
+    for earlier, later in zip(rows, rows[1:], strict=False):
+        if later.version != earlier.version + 1:
+            return DuplicateEventError(
+                str(later.event_id), "but not in the order of this append"
+            )
+    return AppendResult(rows[0].version, rows[-1].version, rows[-1].position)

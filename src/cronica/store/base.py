@@ -1,0 +1,301 @@
+"""The event store port: one small base class, one module per backend.
+
+A backend implements the ``_``-prefixed primitives; the public methods here validate input once
+for every backend, so the three backends refuse exactly the same things with the same errors.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from cronica._validation import check_aggregate_id, check_aggregate_type, check_event_type
+from cronica.errors import CronicaError, EventTooLargeError, InvalidInputError, InvalidReadError
+from cronica.events import (
+    ANY,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StreamInfo,
+    check_expected_version,
+)
+
+DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
+"""Default limit on an event's serialised data plus metadata, in bytes (1 MiB)."""
+
+DEFAULT_AGGREGATE_TYPE = ""
+"""The aggregate type of a stream created without one."""
+
+MAX_EVENTS_PER_APPEND = 100_000
+"""The most events one append may carry (PostgreSQL positions leave room for 2**20 per transaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One validated call to :meth:`EventStore.append`, as the backends receive it."""
+
+    aggregate_id: str
+    events: tuple[NewEvent, ...]
+    expected: ExpectedVersion
+    aggregate_type: str | None
+
+
+AppendOutcome = AppendResult | CronicaError
+"""Per request of a batch: its result, or the error to raise to its caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonHolder:
+    """A transaction that keeps readers of the global log waiting (PostgreSQL only)."""
+
+    pid: int
+    transaction_started: datetime | None
+    state: str
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """A snapshot of the store's health, for ``cronica status`` and ``/health``.
+
+    ``head_position`` is the highest position written; ``readable_position`` the highest a
+    reader of the global log may see now. They differ while a transaction that started earlier is
+    still open: ``waiting_on`` then names it.
+    """
+
+    backend: str
+    schema_version: int
+    streams: int
+    events: int
+    head_position: int
+    readable_position: int
+    waiting_on: list[HorizonHolder] = field(default_factory=list)
+
+
+class EventStore(abc.ABC):
+    """An append-only log of events in streams, with one global order.
+
+    Every backend keeps this contract (tested by one shared suite):
+
+    - ``append`` is atomic: all the events or none, and an unmet expectation writes nothing.
+    - Versions are dense per stream from 1; positions strictly increase along the global log.
+    - ``read_all`` never skips an event: a reader following it from its last position sees every
+      event exactly once, also when transactions commit in another order than they started.
+    - Appends are idempotent by event id.
+    """
+
+    backend_name: str = "abstract"
+
+    def __init__(self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        if max_event_size <= 0:
+            raise InvalidInputError("max_event_size must be positive")
+        self.max_event_size = max_event_size
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(
+        self,
+        aggregate_id: str,
+        events: Iterable[NewEvent],
+        expected_version: ExpectedVersion | str = ANY,
+        aggregate_type: str | None = None,
+    ) -> AppendResult:
+        """Append ``events`` to the stream ``aggregate_id``, all or none.
+
+        ``expected_version`` is an exact version (0: the stream must not exist), or ``ANY``,
+        ``NO_STREAM``, ``EXISTS``. Raises ``ConcurrencyError`` (naming expected and actual
+        versions) when it does not hold, ``DuplicateEventError`` when an event id is already
+        stored with other content, ``AggregateTypeMismatchError`` when ``aggregate_type`` differs
+        from the stream's, and an ``InvalidInputError`` for bad input; nothing is written then.
+
+        Retrying a batch that was already written (same event ids, same content, same stream)
+        writes nothing and returns the original result.
+        """
+        request = self.prepare_append(aggregate_id, events, expected_version, aggregate_type)
+        outcome = self._submit(request)
+        if isinstance(outcome, CronicaError):
+            raise outcome
+        return outcome
+
+    def prepare_append(
+        self,
+        aggregate_id: str,
+        events: Iterable[NewEvent],
+        expected_version: ExpectedVersion | str = ANY,
+        aggregate_type: str | None = None,
+    ) -> AppendRequest:
+        """Validate an append's arguments; raise ``InvalidInputError`` subclasses."""
+        check_aggregate_id(aggregate_id)
+        expected = check_expected_version(expected_version)
+        if aggregate_type is not None:
+            check_aggregate_type(aggregate_type)
+        if isinstance(events, NewEvent):
+            raise InvalidInputError("append takes a sequence of events, not a single NewEvent")
+        batch = tuple(events)
+        if not batch:
+            raise InvalidInputError("append needs at least one event")
+        if len(batch) > MAX_EVENTS_PER_APPEND:
+            raise InvalidInputError(
+                f"append carries {len(batch)} events, over the limit of {MAX_EVENTS_PER_APPEND}"
+            )
+        seen: set[uuid.UUID] = set()
+        for event in batch:
+            if not isinstance(event, NewEvent):
+                raise InvalidInputError(f"append takes NewEvent objects, not {type(event).__name__}")
+            if event.size > self.max_event_size:
+                raise EventTooLargeError(event.size, self.max_event_size)
+            if event.event_id in seen:
+                raise InvalidInputError(f"event id {event.event_id} appears twice in one append")
+            seen.add(event.event_id)
+        return AppendRequest(aggregate_id, batch, expected, aggregate_type)
+
+    def _submit(self, request: AppendRequest) -> AppendOutcome:
+        """Run one request; SQL backends override this to share transactions (group commit)."""
+        return self._append_batch([request])[0]
+
+    @abc.abstractmethod
+    def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        """Apply ``requests`` in order in one transaction and return one outcome per request.
+
+        A request that fails (conflict, duplicate id) writes nothing and leaves the others
+        untouched; later requests see the writes of earlier ones.
+        """
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read_stream(
+        self,
+        aggregate_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        backward: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """The stream's events with ``from_version <= version <= to_version``, by version.
+
+        ``as_of`` keeps only events recorded at or before that moment (the stream as it was
+        then). ``backward`` reads from the newest down; ``limit`` caps the count. An unknown stream
+        reads as empty.
+        """
+        check_aggregate_id(aggregate_id)
+        if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
+            raise InvalidReadError(f"from_version must be an integer >= 1, not {from_version!r}")
+        if to_version is not None and (
+            isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 0
+        ):
+            raise InvalidReadError(f"to_version must be an integer >= 0, not {to_version!r}")
+        _check_limit(limit)
+        if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
+            raise InvalidReadError("as_of must be a timezone-aware datetime")
+        if limit == 0 or (to_version is not None and to_version < from_version):
+            return []
+        return self._read_stream(aggregate_id, from_version, to_version, as_of, backward, limit)
+
+    @abc.abstractmethod
+    def _read_stream(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        to_version: int | None,
+        as_of: datetime | None,
+        backward: bool,
+        limit: int | None,
+    ) -> list[RecordedEvent]: ...
+
+    def read_all(
+        self,
+        after: int = 0,
+        limit: int | None = None,
+        event_types: Sequence[str] | None = None,
+        aggregate_types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """Events with ``position > after`` in position order, optionally filtered by type.
+
+        Never skips: an event that commits later always gets a position above every event this
+        call could already return, so following the log from the last returned position sees
+        every event exactly once.
+        """
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidReadError(f"after must be an integer >= 0, not {after!r}")
+        _check_limit(limit)
+        types = _check_names(event_types, check_event_type, "event_types")
+        agg_types = _check_names(aggregate_types, check_aggregate_type, "aggregate_types")
+        if limit == 0 or types == () or agg_types == ():
+            return []
+        return self._read_all(after, limit, types, agg_types)
+
+    @abc.abstractmethod
+    def _read_all(
+        self,
+        after: int,
+        limit: int | None,
+        event_types: tuple[str, ...] | None,
+        aggregate_types: tuple[str, ...] | None,
+    ) -> list[RecordedEvent]: ...
+
+    def stream_info(self, aggregate_id: str) -> StreamInfo:
+        """The stream's type, version, and first and last write; ``StreamNotFoundError`` if none."""
+        check_aggregate_id(aggregate_id)
+        return self._stream_info(aggregate_id)
+
+    @abc.abstractmethod
+    def _stream_info(self, aggregate_id: str) -> StreamInfo: ...
+
+    def list_streams(
+        self, aggregate_type: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[StreamInfo]:
+        """Streams ordered by aggregate id, after the id ``after`` (a cursor), at most ``limit``."""
+        if aggregate_type is not None:
+            check_aggregate_type(aggregate_type)
+        if after is not None and not isinstance(after, str):
+            raise InvalidReadError("after must be an aggregate id (a string)")
+        _check_limit(limit)
+        return self._list_streams(aggregate_type, after, limit)
+
+    @abc.abstractmethod
+    def _list_streams(
+        self, aggregate_type: str | None, after: str | None, limit: int
+    ) -> list[StreamInfo]: ...
+
+    @abc.abstractmethod
+    def status(self) -> StoreStatus:
+        """Counts, head and readable positions, and what readers wait on."""
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
+        """Release connections; the store cannot be used afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidReadError(f"limit must be an integer >= 0 or None, not {limit!r}")
+
+
+def _check_names(
+    names: Sequence[str] | None, check: object, what: str
+) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise InvalidReadError(f"{what} must be a sequence of names, not a single string")
+    assert callable(check)
+    return tuple(check(name) for name in names)

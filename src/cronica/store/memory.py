@@ -1,0 +1,161 @@
+"""The in-memory backend: for tests and examples; nothing survives the process."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from cronica.errors import StreamNotFoundError
+from cronica.events import RecordedEvent, StreamInfo
+from cronica.store._append_logic import StoredIdentity, apply_request
+from cronica.store.base import AppendOutcome, AppendRequest, EventStore, StoreStatus
+
+
+class _Stream:
+    __slots__ = ("aggregate_type", "created", "events", "updated")
+
+    def __init__(self, aggregate_type: str, created: datetime) -> None:
+        self.aggregate_type = aggregate_type
+        self.created = created
+        self.updated = created
+        self.events: list[RecordedEvent] = []
+
+    def info(self, aggregate_id: str) -> StreamInfo:
+        return StreamInfo(
+            aggregate_id, self.aggregate_type, len(self.events), self.created, self.updated
+        )
+
+
+class MemoryEventStore(EventStore):
+    """All events in Python lists, guarded by one lock; positions are dense from 1.
+
+    >>> store = MemoryEventStore()
+    """
+
+    backend_name = "memory"
+
+    def __init__(self, *, max_event_size: int | None = None) -> None:
+        super().__init__(**({} if max_event_size is None else {"max_event_size": max_event_size}))
+        self._lock = threading.Lock()
+        self._log: list[RecordedEvent] = []
+        self._streams: dict[str, _Stream] = {}
+        self._by_id: dict[uuid.UUID, RecordedEvent] = {}
+
+    # The transaction primitives of _append_logic.AppendTransaction, called under the lock.
+
+    def find_events(self, event_ids: list[uuid.UUID]) -> list[StoredIdentity]:
+        found = (self._by_id.get(event_id) for event_id in event_ids)
+        return [
+            StoredIdentity(
+                e.event_id, e.aggregate_id, e.version, e.position, e.event_type, e.data, e.metadata
+            )
+            for e in found
+            if e is not None
+        ]
+
+    def stream_head(self, aggregate_id: str) -> tuple[int, str] | None:
+        stream = self._streams.get(aggregate_id)
+        return None if stream is None else (len(stream.events), stream.aggregate_type)
+
+    def write(
+        self, request: AppendRequest, first_version: int, aggregate_type: str, now: datetime
+    ) -> int:
+        stream = self._streams.get(request.aggregate_id)
+        if stream is None:
+            stream = self._streams[request.aggregate_id] = _Stream(aggregate_type, now)
+        position = len(self._log)
+        for offset, event in enumerate(request.events):
+            position += 1
+            recorded = RecordedEvent(
+                event.event_id,
+                event.event_type,
+                request.aggregate_id,
+                aggregate_type,
+                first_version + offset,
+                position,
+                now,
+                event.data,
+                event.metadata,
+            )
+            self._log.append(recorded)
+            stream.events.append(recorded)
+            self._by_id[event.event_id] = recorded
+        stream.updated = now
+        return position
+
+    def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        with self._lock:
+            now = datetime.now(UTC)
+            return [apply_request(self, request, now) for request in requests]
+
+    def _read_stream(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        to_version: int | None,
+        as_of: datetime | None,
+        backward: bool,
+        limit: int | None,
+    ) -> list[RecordedEvent]:
+        with self._lock:
+            stream = self._streams.get(aggregate_id)
+            if stream is None:
+                return []
+            stop = len(stream.events) if to_version is None else min(to_version, len(stream.events))
+            selected = stream.events[from_version - 1 : stop]
+        if as_of is not None:
+            selected = [e for e in selected if e.timestamp <= as_of]
+        if backward:
+            selected.reverse()
+        return selected if limit is None else selected[:limit]
+
+    def _read_all(
+        self,
+        after: int,
+        limit: int | None,
+        event_types: tuple[str, ...] | None,
+        aggregate_types: tuple[str, ...] | None,
+    ) -> list[RecordedEvent]:
+        with self._lock:
+            start = bisect.bisect_right(self._log, after, key=lambda e: e.position)
+            tail = self._log[start:]
+        if event_types is None and aggregate_types is None:
+            return tail if limit is None else tail[:limit]
+        result = []
+        for event in tail:
+            if event_types is not None and event.event_type not in event_types:
+                continue
+            if aggregate_types is not None and event.aggregate_type not in aggregate_types:
+                continue
+            result.append(event)
+            if limit is not None and len(result) >= limit:
+                break
+        return result
+
+    def _stream_info(self, aggregate_id: str) -> StreamInfo:
+        with self._lock:
+            stream = self._streams.get(aggregate_id)
+            if stream is None:
+                raise StreamNotFoundError(aggregate_id)
+            return stream.info(aggregate_id)
+
+    def _list_streams(
+        self, aggregate_type: str | None, after: str | None, limit: int
+    ) -> list[StreamInfo]:
+        with self._lock:
+            infos = [
+                stream.info(aggregate_id)
+                for aggregate_id, stream in self._streams.items()
+                if (aggregate_type is None or stream.aggregate_type == aggregate_type)
+                and (after is None or aggregate_id > after)
+            ]
+        infos.sort(key=lambda info: info.aggregate_id)
+        return infos[:limit]
+
+    def status(self) -> StoreStatus:
+        with self._lock:
+            head = len(self._log)
+            return StoreStatus(self.backend_name, 0, len(self._streams), head, head, head)

@@ -1,0 +1,331 @@
+"""The PostgreSQL backend (psycopg 3): production, many processes, no global write lock.
+
+An append batch is one call of the server-side function ``cronica_append`` in autocommit mode:
+one statement, one round trip, one transaction, one fsync. Concurrent appends from threads of
+one process share that call through group commit; appends from other processes run in parallel
+and only wait for each other on the same stream's row. How the global log stays gap-safe is
+explained in ``postgres_schema.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.types.json import set_json_loads
+
+from cronica import _json
+from cronica.errors import (
+    AggregateTypeMismatchError,
+    AppendOnlyViolationError,
+    ConcurrencyError,
+    CronicaError,
+    DuplicateEventError,
+    InvalidInputError,
+    StoreError,
+    StoreUnavailableError,
+    StreamNotFoundError,
+)
+from cronica.events import ANY, EXISTS, NO_STREAM, AppendResult, RecordedEvent, StreamInfo
+from cronica.store._group_commit import GroupCommitter
+from cronica.store.base import (
+    DEFAULT_MAX_EVENT_SIZE,
+    AppendOutcome,
+    AppendRequest,
+    EventStore,
+    HorizonHolder,
+    StoreStatus,
+)
+from cronica.store.postgres_schema import SCHEMA_VERSION, migrate
+
+_EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, EXISTS: -3}
+_EVENT_COLUMNS = (
+    "event_id, event_type, aggregate_id, aggregate_type, event_version, position, timestamp, "
+    "event_data, coalesce(metadata, '{}'::jsonb)"
+)
+_APPEND_SQL = (
+    "SELECT * FROM cronica_append(%s::text[], %s::text[], %s::bigint[], %s::int[], %s::uuid[],"
+    " %s::text[], %s::text[], %s::text[])"
+)
+_MAX_EVENTS_PER_BATCH = 10_000
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _translate(exc: psycopg.Error) -> CronicaError:
+    if exc.sqlstate == "CR001":
+        return AppendOnlyViolationError(str(exc).strip())
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
+        return StoreUnavailableError(f"PostgreSQL: {str(exc).strip()}")
+    return StoreError(f"PostgreSQL: {str(exc).strip()}")
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(_json.loads, conn)
+
+
+class PostgresEventStore(EventStore):
+    """An event store in a PostgreSQL schema, created (and migrated) on first use.
+
+    >>> store = PostgresEventStore("postgresql://postgres@127.0.0.1/test")  # doctest: +SKIP
+
+    ``schema`` puts the tables in their own PostgreSQL schema. ``synchronous_commit=False`` is the
+    opt-in weaker mode: an acknowledged append may be lost if the server crashes.
+    """
+
+    backend_name = "postgresql"
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        pool_size: int = 8,
+        group_commit: bool = True,
+        synchronous_commit: bool = True,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(max_event_size=max_event_size)
+        self.schema = schema
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise InvalidInputError(
+                f"schema must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not {schema!r}"
+            )
+        options = f"-c search_path={schema} -c TimeZone=UTC"
+        if not synchronous_commit:
+            options += " -c synchronous_commit=off"
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "options": options,
+            "connect_timeout": max(1, int(connect_timeout)),
+        }
+        self._conninfo = conninfo
+        self._write_lock = threading.Lock()
+        self._writer: psycopg.Connection[Any] | None = None
+        self._closed = False
+        try:
+            with psycopg.connect(conninfo, **self._connect_kwargs) as conn:
+                migrate(conn, schema)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+            psycopg_pool.ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                kwargs=self._connect_kwargs,
+                configure=_configure,
+                timeout=connect_timeout,
+                open=True,
+            )
+        )
+        self._committer: GroupCommitter[AppendRequest, AppendOutcome] | None = (
+            GroupCommitter(self._append_batch, max_weight=_MAX_EVENTS_PER_BATCH)
+            if group_commit
+            else None
+        )
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _submit(self, request: AppendRequest) -> AppendOutcome:
+        if self._committer is None:
+            return self._append_batch([request])[0]
+        return self._committer.submit(request, weight=len(request.events))
+
+    def _writer_connection(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        if self._writer is None or self._writer.closed or self._writer.broken:
+            self._writer = psycopg.connect(self._conninfo, **self._connect_kwargs)
+            self._writer.prepare_threshold = 0
+        return self._writer
+
+    def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        with self._write_lock:
+            try:
+                return self._call_append(requests)
+            except psycopg.Error as exc:
+                if len(requests) == 1 or isinstance(exc, psycopg.OperationalError):
+                    return [_translate(exc)] * len(requests)
+            # One request broke the shared transaction (say, the same new event id written by
+            # another process meanwhile): run each alone, so only that one fails.
+            outcomes: list[AppendOutcome] = []
+            for request in requests:
+                try:
+                    outcomes.extend(self._call_append([request]))
+                except psycopg.Error as exc:
+                    outcomes.append(_translate(exc))
+            return outcomes
+
+    def _call_append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        ids: list[str] = []
+        types: list[str | None] = []
+        expected: list[int] = []
+        counts: list[int] = []
+        event_ids: list[uuid.UUID] = []
+        event_types: list[str] = []
+        data: list[str] = []
+        metadata: list[str] = []
+        for request in requests:
+            ids.append(request.aggregate_id)
+            types.append(request.aggregate_type)
+            exp = request.expected
+            expected.append(exp if isinstance(exp, int) else _EXPECTED_CODES[exp])
+            counts.append(len(request.events))
+            for event in request.events:
+                event_ids.append(event.event_id)
+                event_types.append(event.event_type)
+                data.append(event.data_json.decode())
+                metadata.append(event.metadata_json.decode())
+        try:
+            conn = self._writer_connection()
+            rows = conn.execute(
+                _APPEND_SQL,
+                (ids, types, expected, counts, event_ids, event_types, data, metadata),
+            ).fetchall()
+        except psycopg.OperationalError:
+            if self._writer is not None:
+                self._writer.close()
+            raise
+        return [_outcome(request, row) for request, row in zip(requests, rows, strict=True)]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _query(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(query, params).fetchall()
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise _translate(exc) from exc
+
+    def _read_stream(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        to_version: int | None,
+        as_of: datetime | None,
+        backward: bool,
+        limit: int | None,
+    ) -> list[RecordedEvent]:
+        query = f"SELECT {_EVENT_COLUMNS} FROM events WHERE aggregate_id = %s AND event_version >= %s"
+        params: list[Any] = [aggregate_id, from_version]
+        if to_version is not None:
+            query += " AND event_version <= %s"
+            params.append(to_version)
+        if as_of is not None:
+            query += " AND timestamp <= %s"
+            params.append(as_of)
+        query += " ORDER BY event_version DESC" if backward else " ORDER BY event_version"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(limit)
+        return [RecordedEvent(*row) for row in self._query(query, params)]
+
+    def _read_all(
+        self,
+        after: int,
+        limit: int | None,
+        event_types: tuple[str, ...] | None,
+        aggregate_types: tuple[str, ...] | None,
+    ) -> list[RecordedEvent]:
+        # The bound is computed once per statement, from the statement's own snapshot.
+        query = (
+            f"SELECT {_EVENT_COLUMNS} FROM events"
+            " WHERE position > %s AND position < (SELECT cronica_readable_bound())"
+        )
+        params: list[Any] = [after]
+        if event_types is not None:
+            query += " AND event_type = ANY(%s)"
+            params.append(list(event_types))
+        if aggregate_types is not None:
+            query += " AND aggregate_type = ANY(%s)"
+            params.append(list(aggregate_types))
+        query += " ORDER BY position"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(limit)
+        return [RecordedEvent(*row) for row in self._query(query, params)]
+
+    def _stream_info(self, aggregate_id: str) -> StreamInfo:
+        rows = self._query(
+            "SELECT aggregate_id, aggregate_type, version, created_at, updated_at"
+            " FROM cronica_streams WHERE aggregate_id = %s AND version > 0",
+            [aggregate_id],
+        )
+        if not rows:
+            raise StreamNotFoundError(aggregate_id)
+        return StreamInfo(*rows[0])
+
+    def _list_streams(
+        self, aggregate_type: str | None, after: str | None, limit: int
+    ) -> list[StreamInfo]:
+        query = (
+            "SELECT aggregate_id, aggregate_type, version, created_at, updated_at"
+            ' FROM cronica_streams WHERE version > 0 AND aggregate_id COLLATE "C" > %s'
+        )
+        params: list[Any] = ["" if after is None else after]
+        if aggregate_type is not None:
+            query += " AND aggregate_type = %s"
+            params.append(aggregate_type)
+        query += ' ORDER BY aggregate_id COLLATE "C" LIMIT %s'
+        params.append(limit)
+        return [StreamInfo(*row) for row in self._query(query, params)]
+
+    def status(self) -> StoreStatus:
+        (streams, events, head, bound) = self._query(
+            "SELECT (SELECT count(*) FROM cronica_streams WHERE version > 0),"
+            " (SELECT count(*) FROM events),"
+            " (SELECT coalesce(max(position), 0) FROM events),"
+            " cronica_readable_bound()",
+            [],
+        )[0]
+        readable = int(head)
+        holders: list[HorizonHolder] = []
+        if head >= bound:
+            readable_rows = self._query(
+                "SELECT coalesce(max(position), 0) FROM events WHERE position < %s", [bound]
+            )
+            readable = int(readable_rows[0][0])
+            holders = [
+                HorizonHolder(*row)
+                for row in self._query(
+                    "SELECT pid, xact_start, coalesce(state, ''), left(coalesce(query, ''), 200)"
+                    " FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+                    " ORDER BY age(backend_xid) DESC LIMIT 5",
+                    [],
+                )
+            ]
+        return StoreStatus(
+            self.backend_name, SCHEMA_VERSION, int(streams), int(events), int(head), readable,
+            holders,
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+        self._pool.close()
+
+
+def _outcome(request: AppendRequest, row: tuple[Any, ...]) -> AppendOutcome:
+    status, from_version, to_version, position, actual, actual_type, bad_id, detail = row
+    if status == "ok":
+        return AppendResult(from_version, to_version, position)
+    if status == "conflict":
+        return ConcurrencyError(request.aggregate_id, request.expected, actual)
+    if status == "type_mismatch":
+        return AggregateTypeMismatchError(
+            request.aggregate_id, request.aggregate_type or "", actual_type
+        )
+    return DuplicateEventError(str(bad_id), detail)

@@ -1,0 +1,250 @@
+"""The PostgreSQL schema, its migrations, and the server-side append function.
+
+Global order without a global lock (see ``docs/design/global-order.md``): every event's position
+is ``(transaction id + offset) << 20 | n``, where the transaction id is ``pg_current_xact_id()``
+of the appending transaction and ``n`` counts the events that transaction wrote. Readers of the
+global log only return positions below ``(snapshot xmin + offset) << 20``: every transaction
+with a lower id has ended, so no event can later appear below what a reader has seen. Writers
+never wait for each other except on the same stream's row lock.
+
+Migrations run under a transaction-scoped advisory lock: two processes starting at once apply
+them one after the other, and the second finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+POSITION_SHIFT = 20
+"""Low bits of a position that number the events within one transaction."""
+
+_MIGRATIONS: dict[int, str] = {
+    1: r"""
+CREATE TABLE events (
+    event_id       UUID PRIMARY KEY,
+    aggregate_id   VARCHAR(255) NOT NULL,
+    aggregate_type VARCHAR(100) NOT NULL,
+    event_type     VARCHAR(100) NOT NULL,
+    event_version  INT NOT NULL,
+    event_data     JSONB NOT NULL,
+    metadata       JSONB,
+    timestamp      TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    position       BIGINT NOT NULL,
+    CONSTRAINT unique_version UNIQUE (aggregate_id, event_version),
+    CONSTRAINT unique_position UNIQUE (position)
+);
+CREATE INDEX idx_aggregate ON events (aggregate_id, event_version);
+CREATE INDEX idx_timestamp ON events (timestamp);
+CREATE INDEX idx_events_type ON events (event_type, position);
+
+CREATE TABLE cronica_streams (
+    aggregate_id   VARCHAR(255) PRIMARY KEY,
+    aggregate_type VARCHAR(100) NOT NULL,
+    version        INT NOT NULL,
+    created_at     TIMESTAMPTZ NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX idx_streams_type ON cronica_streams (aggregate_type, aggregate_id COLLATE "C");
+
+CREATE TABLE cronica_settings (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO cronica_settings VALUES ('position_xid_offset', 0);
+
+CREATE FUNCTION cronica_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'cronica: events are append-only; % refused', TG_OP
+        USING ERRCODE = 'CR001';
+END
+$fn$;
+CREATE TRIGGER events_refuse_change BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION cronica_refuse_change();
+CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION cronica_refuse_change();
+
+-- The highest position a reader of the global log may see now, plus one.
+CREATE FUNCTION cronica_readable_bound() RETURNS BIGINT LANGUAGE sql STABLE AS $fn$
+    SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + value) << 20
+      FROM cronica_settings WHERE name = 'position_xid_offset'
+$fn$;
+
+-- Append a batch of requests in the calling transaction; one result row per request.
+-- Expected versions: -1 any, -2 no stream, -3 exists, n >= 0 exactly n.
+-- A failed request writes nothing; the steps mirror cronica/store/_append_logic.py.
+CREATE FUNCTION cronica_append(
+    p_aggregate_ids text[], p_aggregate_types text[], p_expected bigint[], p_counts int[],
+    p_event_ids uuid[], p_event_types text[], p_data text[], p_metadata text[],
+    OUT status text, OUT from_version int, OUT to_version int, OUT last_position bigint,
+    OUT actual_version int, OUT actual_type text, OUT detail_event_id uuid, OUT detail text)
+RETURNS SETOF record LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_base bigint;
+    v_seq int;
+    v_k int := 0;
+    v_n int;
+    v_id text;
+    v_expected bigint;
+    v_current int;
+    v_type text;
+    v_exists boolean;
+    v_now timestamptz;
+    v_found int;
+BEGIN
+    SELECT (pg_current_xact_id()::text::bigint + s.value) << 20 INTO v_base
+      FROM cronica_settings s WHERE s.name = 'position_xid_offset';
+    v_seq := coalesce(nullif(current_setting('cronica.position_seq', true), ''), '0')::int;
+    FOR i IN 1 .. coalesce(array_length(p_aggregate_ids, 1), 0) LOOP
+        v_n := p_counts[i];
+        v_id := p_aggregate_ids[i];
+        v_expected := p_expected[i];
+        status := NULL; from_version := NULL; to_version := NULL; last_position := NULL;
+        actual_version := NULL; actual_type := NULL; detail_event_id := NULL; detail := NULL;
+
+        -- 1. Idempotency: a stored event id makes this request a retry, or a duplicate.
+        SELECT count(*) INTO v_found FROM events
+         WHERE event_id = ANY (p_event_ids[v_k + 1 : v_k + v_n]);
+        IF v_found > 0 THEN
+            status := 'duplicate';
+            IF v_found < v_n THEN
+                SELECT e.event_id INTO detail_event_id FROM events e
+                 WHERE e.event_id = ANY (p_event_ids[v_k + 1 : v_k + v_n]) LIMIT 1;
+                detail := 'but other events of this append are new';
+            ELSE
+                SELECT e.event_version INTO from_version FROM events e
+                 WHERE e.event_id = p_event_ids[v_k + 1];
+                SELECT x.id,
+                       CASE WHEN e.aggregate_id <> v_id
+                                THEN 'in stream ' || quote_literal(e.aggregate_id)
+                            WHEN e.event_version <> from_version + x.ord - 1
+                                THEN 'but not in the order of this append'
+                            ELSE 'with different content' END
+                  INTO detail_event_id, detail
+                  FROM unnest(p_event_ids[v_k + 1 : v_k + v_n]) WITH ORDINALITY AS x(id, ord)
+                  JOIN events e ON e.event_id = x.id
+                 WHERE e.aggregate_id <> v_id
+                    OR e.event_version <> from_version + x.ord - 1
+                    OR e.event_type <> p_event_types[v_k + x.ord]
+                    OR e.event_data <> p_data[v_k + x.ord]::jsonb
+                    OR e.metadata IS DISTINCT FROM p_metadata[v_k + x.ord]::jsonb
+                 ORDER BY x.ord LIMIT 1;
+                IF NOT FOUND THEN
+                    status := 'ok';
+                    SELECT e.event_version, e.position INTO to_version, last_position
+                      FROM events e WHERE e.event_id = p_event_ids[v_k + v_n];
+                ELSE
+                    from_version := NULL;
+                END IF;
+            END IF;
+            RETURN NEXT;
+            v_k := v_k + v_n;
+            CONTINUE;
+        END IF;
+
+        -- 2. The expectation, checked with the stream's row locked.
+        v_now := NULL;
+        SELECT s.version, s.aggregate_type INTO v_current, v_type
+          FROM cronica_streams s WHERE s.aggregate_id = v_id FOR UPDATE;
+        v_exists := FOUND;
+        IF NOT v_exists AND v_expected IN (-1, -2, 0) THEN
+            v_now := clock_timestamp();
+            v_type := coalesce(p_aggregate_types[i], '');
+            INSERT INTO cronica_streams VALUES (v_id, v_type, 0, v_now, v_now)
+                ON CONFLICT (aggregate_id) DO NOTHING;
+            IF FOUND THEN
+                v_current := 0;
+            ELSE  -- created meanwhile by another transaction, which has committed by now
+                SELECT s.version, s.aggregate_type INTO v_current, v_type
+                  FROM cronica_streams s WHERE s.aggregate_id = v_id FOR UPDATE;
+                v_exists := true;
+                v_now := NULL;
+            END IF;
+        END IF;
+        IF NOT (v_expected = -1
+                OR (v_expected = -2 AND NOT v_exists)
+                OR (v_expected = -3 AND v_exists)
+                OR (v_expected >= 0 AND v_expected = coalesce(v_current, 0))) THEN
+            status := 'conflict';
+            actual_version := CASE WHEN v_exists THEN v_current ELSE 0 END;
+            RETURN NEXT;
+            v_k := v_k + v_n;
+            CONTINUE;
+        END IF;
+        IF v_exists AND p_aggregate_types[i] IS NOT NULL AND p_aggregate_types[i] <> v_type THEN
+            status := 'type_mismatch';
+            actual_type := v_type;
+            RETURN NEXT;
+            v_k := v_k + v_n;
+            CONTINUE;
+        END IF;
+
+        -- 3. Write. The clock is read after the row lock, so a stream's timestamps never go back.
+        IF v_now IS NULL THEN
+            v_now := clock_timestamp();
+        END IF;
+        IF v_seq + v_n >= (1 << 20) THEN
+            RAISE EXCEPTION 'cronica: more than 1048575 events in one transaction'
+                USING ERRCODE = 'CR002';
+        END IF;
+        INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version,
+                            event_data, metadata, timestamp, position)
+        SELECT p_event_ids[v_k + g], v_id, v_type, p_event_types[v_k + g], v_current + g,
+               p_data[v_k + g]::jsonb, p_metadata[v_k + g]::jsonb, v_now, v_base + v_seq + g
+          FROM generate_series(1, v_n) AS g;
+        UPDATE cronica_streams SET version = v_current + v_n, updated_at = v_now
+         WHERE aggregate_id = v_id;
+        status := 'ok';
+        from_version := v_current + 1;
+        to_version := v_current + v_n;
+        last_position := v_base + v_seq + v_n;
+        v_seq := v_seq + v_n;
+        RETURN NEXT;
+        v_k := v_k + v_n;
+    END LOOP;
+    PERFORM set_config('cronica.position_seq', v_seq::text, true);
+END
+$fn$;
+""",
+}
+
+
+def migrate(conn: Any, schema: str) -> int:
+    """Bring ``schema`` to :data:`SCHEMA_VERSION` on a psycopg connection; return the old version.
+
+    Also re-bases positions after a logical dump and restore (transaction ids start again low
+    in a new cluster): the offset grows so new positions stay above every stored one.
+    """
+    from psycopg import sql
+
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('cronica.migrate.' || %s))", (schema,)
+        )
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
+        )
+        conn.execute("CREATE TABLE IF NOT EXISTS cronica_schema (version INT NOT NULL)")
+        found = conn.execute("SELECT coalesce(max(version), 0) FROM cronica_schema").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"schema version {found} is newer than this cronica knows ({SCHEMA_VERSION})"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            conn.execute(_MIGRATIONS[version])
+            conn.execute("INSERT INTO cronica_schema (version) VALUES (%s)", (version,))
+        _rebase_positions(conn)
+    return int(found)
+
+
+def _rebase_positions(conn: Any) -> None:
+    row = conn.execute(
+        "SELECT (SELECT coalesce(max(position), 0) FROM events) >> 20,"
+        " pg_current_xact_id()::text::bigint,"
+        " (SELECT value FROM cronica_settings WHERE name = 'position_xid_offset')"
+    ).fetchone()
+    stored_top, current_xid, offset = row
+    if stored_top >= current_xid + offset:
+        conn.execute(
+            "UPDATE cronica_settings SET value = %s WHERE name = 'position_xid_offset'",
+            (stored_top - current_xid + 1,),
+        )

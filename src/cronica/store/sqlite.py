@@ -1,0 +1,354 @@
+"""The SQLite backend: the embedded default, one file, no server.
+
+Why it is simple: SQLite has one writer per database. Appends run in ``BEGIN IMMEDIATE``
+transactions, which take the write lock up front (no deadlock-prone lock upgrade), so positions
+(an ``AUTOINCREMENT`` rowid, never reused) are drawn in commit order and a reader of the global
+log can never miss an event that commits later. WAL mode lets readers run beside the writer.
+
+Durability by default: ``synchronous=FULL`` in WAL mode, so an acknowledged append survives a
+power loss. ``synchronous="normal"`` is the opt-in weaker mode (survives a process crash, may lose
+the last commits on power loss).
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from cronica import _json
+from cronica.errors import (
+    AppendOnlyViolationError,
+    CronicaError,
+    StoreError,
+    StoreUnavailableError,
+    StreamNotFoundError,
+)
+from cronica.events import RecordedEvent, StreamInfo
+from cronica.store._append_logic import StoredIdentity, apply_request
+from cronica.store._group_commit import GroupCommitter
+from cronica.store.base import (
+    DEFAULT_MAX_EVENT_SIZE,
+    AppendOutcome,
+    AppendRequest,
+    EventStore,
+    StoreStatus,
+)
+from cronica.store.sqlite_schema import SCHEMA_VERSION, migrate
+
+_ID_CHUNK = 500
+_EVENT_COLUMNS = (
+    "event_id, event_type, aggregate_id, aggregate_type, event_version, position, timestamp, "
+    "event_data, metadata"
+)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _translate(exc: sqlite3.Error) -> CronicaError:
+    message = str(exc)
+    if "append-only" in message:
+        return AppendOnlyViolationError(message)
+    if isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in message or "unable to open" in message or "busy" in message
+    ):
+        return StoreUnavailableError(f"SQLite: {message}")
+    return StoreError(f"SQLite: {message}")
+
+
+def _decode(row: tuple[Any, ...]) -> RecordedEvent:
+    return RecordedEvent(
+        uuid.UUID(row[0]),
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        datetime.fromisoformat(row[6]),
+        _json.loads(row[7]),
+        _json.loads(row[8]),
+    )
+
+
+class SQLiteEventStore(EventStore):
+    """An event store in one SQLite file, created on first use.
+
+    >>> store = SQLiteEventStore("events.db")  # doctest: +SKIP
+    """
+
+    backend_name = "sqlite"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        synchronous: Literal["full", "normal"] = "full",
+        group_commit: bool = True,
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        super().__init__(max_event_size=max_event_size)
+        self.path = Path(path)
+        self._synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
+        self._busy_timeout_ms = busy_timeout_ms
+        self._closed = False
+        try:
+            self._writer = self._open()
+            self._writer_lock = threading.Lock()
+            migrate(self._writer)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._committer: GroupCommitter[AppendRequest, AppendOutcome] | None = (
+            GroupCommitter(self._append_batch) if group_commit else None
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=0
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            try:
+                conn = self._open()
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            self._all_readers.append(conn)
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        finally:
+            self._readers.put(conn)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _submit(self, request: AppendRequest) -> AppendOutcome:
+        if self._committer is None:
+            return self._append_batch([request])[0]
+        return self._committer.submit(request)
+
+    def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        with self._writer_lock:
+            try:
+                return self._run_transaction(requests)
+            except sqlite3.Error as exc:
+                if len(requests) == 1:
+                    return [_translate(exc)]
+            # One request broke the shared transaction: run each alone, so only it fails.
+            outcomes: list[AppendOutcome] = []
+            for request in requests:
+                try:
+                    outcomes.extend(self._run_transaction([request]))
+                except sqlite3.Error as exc:
+                    outcomes.append(_translate(exc))
+            return outcomes
+
+    def _run_transaction(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tx = _SQLiteTransaction(conn)
+            now = tx.now()
+            outcomes = [apply_request(tx, request, now) for request in requests]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _read_stream(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        to_version: int | None,
+        as_of: datetime | None,
+        backward: bool,
+        limit: int | None,
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE aggregate_id = ? AND event_version >= ?"
+        params: list[Any] = [aggregate_id, from_version]
+        if to_version is not None:
+            sql += " AND event_version <= ?"
+            params.append(to_version)
+        if as_of is not None:
+            sql += " AND timestamp <= ?"
+            params.append(_iso(as_of))
+        sql += " ORDER BY event_version DESC" if backward else " ORDER BY event_version"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._reader() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_decode(row) for row in rows]
+
+    def _read_all(
+        self,
+        after: int,
+        limit: int | None,
+        event_types: tuple[str, ...] | None,
+        aggregate_types: tuple[str, ...] | None,
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > ?"
+        params: list[Any] = [after]
+        if event_types is not None:
+            sql += f" AND event_type IN ({','.join('?' * len(event_types))})"
+            params.extend(event_types)
+        if aggregate_types is not None:
+            sql += f" AND aggregate_type IN ({','.join('?' * len(aggregate_types))})"
+            params.extend(aggregate_types)
+        sql += " ORDER BY position"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._reader() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_decode(row) for row in rows]
+
+    def _stream_info(self, aggregate_id: str) -> StreamInfo:
+        with self._reader() as conn:
+            row = conn.execute(
+                "SELECT aggregate_id, aggregate_type, version, created_at, updated_at "
+                "FROM cronica_streams WHERE aggregate_id = ?",
+                (aggregate_id,),
+            ).fetchone()
+        if row is None:
+            raise StreamNotFoundError(aggregate_id)
+        return _stream_info(row)
+
+    def _list_streams(
+        self, aggregate_type: str | None, after: str | None, limit: int
+    ) -> list[StreamInfo]:
+        sql = (
+            "SELECT aggregate_id, aggregate_type, version, created_at, updated_at "
+            "FROM cronica_streams WHERE aggregate_id > ?"
+        )
+        params: list[Any] = ["" if after is None else after]
+        if aggregate_type is not None:
+            sql += " AND aggregate_type = ?"
+            params.append(aggregate_type)
+        sql += " ORDER BY aggregate_id LIMIT ?"
+        params.append(limit)
+        with self._reader() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_stream_info(row) for row in rows]
+
+    def status(self) -> StoreStatus:
+        with self._reader() as conn:
+            streams = conn.execute("SELECT count(*) FROM cronica_streams").fetchone()[0]
+            events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        return StoreStatus(self.backend_name, SCHEMA_VERSION, streams, events, head, head)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._writer_lock:
+            self._writer.close()
+        for conn in self._all_readers:
+            conn.close()
+
+
+def _stream_info(row: tuple[Any, ...]) -> StreamInfo:
+    return StreamInfo(
+        row[0], row[1], row[2], datetime.fromisoformat(row[3]), datetime.fromisoformat(row[4])
+    )
+
+
+class _SQLiteTransaction:
+    """The primitives of ``_append_logic.AppendTransaction`` on the writer connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def now(self) -> datetime:
+        """The wall clock, but never before the newest stored event (as_of reads rely on it)."""
+        now = datetime.now(UTC)
+        row = self._conn.execute(
+            "SELECT timestamp FROM events ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            newest = datetime.fromisoformat(row[0])
+            if newest > now:
+                return newest
+        return now
+
+    def find_events(self, event_ids: list[uuid.UUID]) -> list[StoredIdentity]:
+        found: list[StoredIdentity] = []
+        for start in range(0, len(event_ids), _ID_CHUNK):
+            chunk = [str(event_id) for event_id in event_ids[start : start + _ID_CHUNK]]
+            rows = self._conn.execute(
+                "SELECT event_id, aggregate_id, event_version, position, event_type, event_data,"
+                f" metadata FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.extend(
+                StoredIdentity(
+                    uuid.UUID(r[0]), r[1], r[2], r[3], r[4], _json.loads(r[5]), _json.loads(r[6])
+                )
+                for r in rows
+            )
+        return found
+
+    def stream_head(self, aggregate_id: str) -> tuple[int, str] | None:
+        row = self._conn.execute(
+            "SELECT version, aggregate_type FROM cronica_streams WHERE aggregate_id = ?",
+            (aggregate_id,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def write(
+        self, request: AppendRequest, first_version: int, aggregate_type: str, now: datetime
+    ) -> int:
+        stamp = _iso(now)
+        aggregate_id = request.aggregate_id
+        self._conn.executemany(
+            "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
+            " event_version, event_data, metadata, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    str(event.event_id),
+                    aggregate_id,
+                    aggregate_type,
+                    event.event_type,
+                    first_version + offset,
+                    event.data_json.decode(),
+                    event.metadata_json.decode(),
+                    stamp,
+                )
+                for offset, event in enumerate(request.events)
+            ],
+        )
+        position: int = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        self._conn.execute(
+            "INSERT INTO cronica_streams (aggregate_id, aggregate_type, version, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (aggregate_id) DO UPDATE"
+            " SET version = excluded.version, updated_at = excluded.updated_at",
+            (aggregate_id, aggregate_type, first_version + len(request.events) - 1, stamp, stamp),
+        )
+        return position

@@ -1,0 +1,78 @@
+"""The SQLite schema and its migrations, applied on first use and by ``cronica init``.
+
+Migrations run inside ``BEGIN IMMEDIATE``: a second process opening the same file waits for the
+first to finish, then finds the schema current and does nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE events (
+        position       INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id       TEXT NOT NULL UNIQUE,
+        aggregate_id   TEXT NOT NULL,
+        aggregate_type TEXT NOT NULL,
+        event_type     TEXT NOT NULL,
+        event_version  INTEGER NOT NULL,
+        event_data     TEXT NOT NULL,
+        metadata       TEXT,
+        timestamp      TEXT NOT NULL,
+        CONSTRAINT unique_version UNIQUE (aggregate_id, event_version)
+    );
+    CREATE INDEX idx_timestamp ON events (timestamp);
+    CREATE INDEX idx_events_type ON events (event_type, position);
+    CREATE TABLE cronica_streams (
+        aggregate_id   TEXT PRIMARY KEY,
+        aggregate_type TEXT NOT NULL,
+        version        INTEGER NOT NULL,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idx_streams_type ON cronica_streams (aggregate_type, aggregate_id);
+    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'cronica: events are append-only; UPDATE refused'); END;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'cronica: events are append-only; DELETE refused'); END;
+    """,
+}
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; return the version found before."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS cronica_schema (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM cronica_schema").fetchone()
+        found = int(row[0] or 0)
+        if found > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {found} is newer than this cronica knows ({SCHEMA_VERSION})"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in _split(_MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute("INSERT INTO cronica_schema (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _split(script: str) -> list[str]:
+    """Statements of a migration script (triggers hold ';' inside BEGIN ... END)."""
+    statements: list[str] = []
+    current = ""
+    for part in script.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements
