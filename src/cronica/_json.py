@@ -22,7 +22,7 @@ def dumps(value: Any) -> bytes:
 
 
 def dump_object(value: Any, what: str) -> bytes:
-    """Serialise an event's ``data`` or ``metadata``: a JSON object, or ``InvalidEventDataError``."""
+    """Serialise an event's ``data`` or ``metadata``, which must be a JSON object."""
     if not isinstance(value, dict):
         raise InvalidEventDataError(
             f"event {what} must be a JSON object (a dict), not {type(value).__name__}"

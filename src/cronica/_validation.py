@@ -46,9 +46,7 @@ def _check_type_name(
     if not value and not allow_empty:
         raise error(f"{what} must not be empty")
     if len(value) > MAX_TYPE_LENGTH:
-        raise error(
-            f"{what} is {len(value)} characters, over the limit of {MAX_TYPE_LENGTH}"
-        )
+        raise error(f"{what} is {len(value)} characters, over the limit of {MAX_TYPE_LENGTH}")
     if _CONTROL.search(value):
         raise error(f"{what} must not contain control characters: {value!r}")
     return value

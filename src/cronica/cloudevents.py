@@ -33,8 +33,18 @@ DEFAULT_SOURCE = "/cronica"
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
-_CORE = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype",
-         "dataschema", "data", "data_base64"}
+_CORE = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+}
 _OURS = {"aggregatetype", "aggregateversion", "position", "metadata"}
 _ID_NAMESPACE = uuid.UUID("6f0a3c59-3d5e-4d2b-9a57-8c1c2f7e6b10")
 

@@ -99,9 +99,7 @@ class AggregateTypeMismatchError(CronicaError):
     """An append named another aggregate type than the stream already has."""
 
     def __init__(self, aggregate_id: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"stream {aggregate_id!r} has aggregate type {actual!r}, not {expected!r}"
-        )
+        super().__init__(f"stream {aggregate_id!r} has aggregate type {actual!r}, not {expected!r}")
         self.aggregate_id = aggregate_id
         self.expected = expected
         self.actual = actual

@@ -1,4 +1,4 @@
-"""Events: what is about to be appended (:class:`NewEvent`) and what was stored (:class:`RecordedEvent`).
+"""Events: :class:`NewEvent` is about to be appended, :class:`RecordedEvent` was stored.
 
 An event is a fact that happened, named in the past tense (``DepositMade``, never
 ``MakeDeposit``). Its envelope is self-contained: the seed's names ``eventId, eventType,
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from cronica import _json
-from cronica.errors import InvalidEventDataError, InvalidExpectedVersionError, InvalidInputError
 from cronica._validation import check_event_type
+from cronica.errors import InvalidEventDataError, InvalidExpectedVersionError, InvalidInputError
 
 __all__ = [
     "ANY",

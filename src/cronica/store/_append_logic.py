@@ -15,6 +15,7 @@ Nothing is written before step 3, so a failed request leaves no trace.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,11 +79,10 @@ def apply_request(tx: AppendTransaction, request: AppendRequest, now: datetime) 
     if not expectation_holds(request.expected, current):
         return ConcurrencyError(request.aggregate_id, request.expected, current or 0)
     stream_type = head[1] if head is not None else None
-    if request.aggregate_type is not None and stream_type is not None:
-        if request.aggregate_type != stream_type:
-            return AggregateTypeMismatchError(
-                request.aggregate_id, request.aggregate_type, stream_type
-            )
+    if stream_type is not None and request.aggregate_type not in (None, stream_type):
+        return AggregateTypeMismatchError(
+            request.aggregate_id, str(request.aggregate_type), stream_type
+        )
     aggregate_type = stream_type or request.aggregate_type or DEFAULT_AGGREGATE_TYPE
     first_version = (current or 0) + 1
     position = tx.write(request, first_version, aggregate_type, now)
@@ -107,9 +107,7 @@ def _replayed_result(request: AppendRequest, stored: list[StoredIdentity]) -> Ap
         ):
             return DuplicateEventError(str(event.event_id), "with different content")
         rows.append(row)
-    for earlier, later in zip(rows, rows[1:], strict=False):
+    for earlier, later in itertools.pairwise(rows):
         if later.version != earlier.version + 1:
-            return DuplicateEventError(
-                str(later.event_id), "but not in the order of this append"
-            )
+            return DuplicateEventError(str(later.event_id), "but not in the order of this append")
     return AppendResult(rows[0].version, rows[-1].version, rows[-1].position)

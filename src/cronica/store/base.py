@@ -33,7 +33,7 @@ DEFAULT_AGGREGATE_TYPE = ""
 """The aggregate type of a stream created without one."""
 
 MAX_EVENTS_PER_APPEND = 100_000
-"""The most events one append may carry (PostgreSQL positions leave room for 2**20 per transaction)."""
+"""The most events one append may carry (PostgreSQL numbers up to 2**20 per transaction)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,9 @@ class EventStore(abc.ABC):
         seen: set[uuid.UUID] = set()
         for event in batch:
             if not isinstance(event, NewEvent):
-                raise InvalidInputError(f"append takes NewEvent objects, not {type(event).__name__}")
+                raise InvalidInputError(
+                    f"append takes NewEvent objects, not {type(event).__name__}"
+                )
             if event.size > self.max_event_size:
                 raise EventTooLargeError(event.size, self.max_event_size)
             if event.event_id in seen:
@@ -290,9 +292,7 @@ def _check_limit(limit: int | None) -> None:
         raise InvalidReadError(f"limit must be an integer >= 0 or None, not {limit!r}")
 
 
-def _check_names(
-    names: Sequence[str] | None, check: object, what: str
-) -> tuple[str, ...] | None:
+def _check_names(names: Sequence[str] | None, check: object, what: str) -> tuple[str, ...] | None:
     if names is None:
         return None
     if isinstance(names, str):

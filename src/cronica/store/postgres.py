@@ -215,7 +215,9 @@ class PostgresEventStore(EventStore):
         backward: bool,
         limit: int | None,
     ) -> list[RecordedEvent]:
-        query = f"SELECT {_EVENT_COLUMNS} FROM events WHERE aggregate_id = %s AND event_version >= %s"
+        query = (
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE aggregate_id = %s AND event_version >= %s"
+        )
         params: list[Any] = [aggregate_id, from_version]
         if to_version is not None:
             query += " AND event_version <= %s"
@@ -304,7 +306,12 @@ class PostgresEventStore(EventStore):
                 )
             ]
         return StoreStatus(
-            self.backend_name, SCHEMA_VERSION, int(streams), int(events), int(head), readable,
+            self.backend_name,
+            SCHEMA_VERSION,
+            int(streams),
+            int(events),
+            int(head),
+            readable,
             holders,
         )
 

@@ -216,13 +216,9 @@ def migrate(conn: Any, schema: str) -> int:
     from psycopg import sql
 
     with conn.transaction():
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('cronica.migrate.' || %s))", (schema,)
-        )
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cronica.migrate.' || %s))", (schema,))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        conn.execute(
-            sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
-        )
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         conn.execute("CREATE TABLE IF NOT EXISTS cronica_schema (version INT NOT NULL)")
         found = conn.execute("SELECT coalesce(max(version), 0) FROM cronica_schema").fetchone()[0]
         if found > SCHEMA_VERSION:

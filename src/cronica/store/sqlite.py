@@ -113,9 +113,7 @@ class SQLiteEventStore(EventStore):
         )
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=0
-        )
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")

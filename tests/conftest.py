@@ -1,0 +1,118 @@
+"""Fixtures shared by the suite: one store per backend, fresh for each test.
+
+PostgreSQL tests use ``CRONICA_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), each test in a schema of its own that is dropped
+afterwards. In CI (``CI`` set) an unreachable PostgreSQL fails the run; elsewhere those tests skip
+and say how to enable them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cronica import EventStore, MemoryEventStore, SQLiteEventStore
+
+POSTGRES_URL = os.environ.get(
+    "CRONICA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["memory", "sqlite", "postgresql"]
+
+_postgres_checked: str | None = None
+
+
+def postgres_available() -> str | None:
+    """None when PostgreSQL answers, else why not (checked once per run)."""
+    global _postgres_checked
+    if _postgres_checked is None:
+        try:
+            import psycopg
+
+            with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _postgres_checked = ""
+        except Exception as exc:  # any failure means: not usable here
+            _postgres_checked = f"{type(exc).__name__}: {exc}"
+    return _postgres_checked or None
+
+
+def require_postgres() -> None:
+    """Skip (outside CI) or fail (in CI) when PostgreSQL cannot be reached."""
+    problem = postgres_available()
+    if problem is None:
+        return
+    message = (
+        f"PostgreSQL is not reachable at {POSTGRES_URL} ({problem}). Start it, or point "
+        "CRONICA_TEST_POSTGRES_URL at a server (database 'test', user 'postgres', trust auth)."
+    )
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires PostgreSQL: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema name, dropped after the test."""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield schema
+    drop_schema(schema)
+
+
+@pytest.fixture
+def make_store(tmp_path: Path) -> Iterator[Callable[..., EventStore]]:
+    """``make_store(backend, **options)``: a new store; several calls on SQLite or PostgreSQL
+    open the same database (as another process would)."""
+    opened: list[EventStore] = []
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    used_postgres = False
+
+    def make(backend: str, **options: Any) -> EventStore:
+        nonlocal used_postgres
+        store: EventStore
+        if backend == "memory":
+            store = MemoryEventStore(**options)
+        elif backend == "sqlite":
+            store = SQLiteEventStore(tmp_path / "events.db", **options)
+        elif backend == "postgresql":
+            require_postgres()
+            from cronica.store.postgres import PostgresEventStore
+
+            used_postgres = True
+            store = PostgresEventStore(POSTGRES_URL, schema=schema, **options)
+        else:
+            raise ValueError(backend)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+    if used_postgres:
+        drop_schema(schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "postgresql":
+        require_postgres()
+    return name
+
+
+@pytest.fixture
+def store(backend: str, make_store: Callable[..., EventStore]) -> EventStore:
+    """A fresh, empty store of each backend in turn."""
+    return make_store(backend)
