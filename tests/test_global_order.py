@@ -6,6 +6,7 @@ would); a reader follows ``read_all`` from its last position while they write.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 import time
@@ -93,7 +94,7 @@ def assert_seen_exactly_once_in_order(all_ids: list[uuid.UUID], follower: Follow
     assert not missing, f"the follower skipped {len(missing)} of {len(all_ids)} events"
     assert len(seen_ids) == len(all_ids)
     positions = [event.position for event in follower.seen]
-    assert all(a < b for a, b in zip(positions, positions[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(positions))
     last_version: dict[str, int] = {}
     for event in follower.seen:
         assert event.version == last_version.get(event.aggregate_id, 0) + 1

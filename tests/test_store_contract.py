@@ -319,7 +319,10 @@ def test_every_error_is_a_cronica_error(store: EventStore) -> None:
 
 def test_read_stream_ranges_direction_and_limit(store: EventStore) -> None:
     store.append("s", [NewEvent("E", {"n": n}) for n in range(1, 11)])
-    versions = lambda events: [e.version for e in events]  # noqa: E731
+
+    def versions(events: list[cronica.RecordedEvent]) -> list[int]:
+        return [e.version for e in events]
+
     assert versions(store.read_stream("s")) == list(range(1, 11))
     assert versions(store.read_stream("s", from_version=4, to_version=6)) == [4, 5, 6]
     assert versions(store.read_stream("s", limit=3)) == [1, 2, 3]
