@@ -19,7 +19,7 @@ Outcome = TypeVar("Outcome")
 
 
 class _Slot(Generic[Request, Outcome]):
-    __slots__ = ("done", "outcome", "promoted", "request", "wake", "weight")
+    __slots__ = ("done", "error", "outcome", "promoted", "request", "wake", "weight")
 
     def __init__(self, request: Request, weight: int) -> None:
         self.request = request
@@ -27,7 +27,8 @@ class _Slot(Generic[Request, Outcome]):
         self.wake = threading.Event()
         self.done = False
         self.promoted = False
-        self.outcome: Outcome | BaseException | None = None
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
 
 
 class GroupCommitter(Generic[Request, Outcome]):
@@ -50,6 +51,10 @@ class GroupCommitter(Generic[Request, Outcome]):
         self._lock = threading.Lock()
         self._queue: list[_Slot[Request, Outcome]] = []
         self._leader_busy = False
+        self.batches = 0
+        """Batches executed so far (each is one transaction)."""
+        self.requests = 0
+        """Requests executed so far; ``requests / batches`` is the mean batch size."""
 
     def submit(self, request: Request, weight: int = 1) -> Outcome:
         """Run ``request`` in the next batch and return its outcome (or raise its exception)."""
@@ -76,12 +81,17 @@ class GroupCommitter(Generic[Request, Outcome]):
                 size += 1
             batch = self._queue[:size]
             del self._queue[:size]
+            self.batches += 1
+            self.requests += size
         try:
-            outcomes: list[Outcome] | BaseException = self._execute([s.request for s in batch])
+            outcomes = self._execute([s.request for s in batch])
         except BaseException as exc:  # handed to every caller of the batch
-            outcomes = exc
-        for index, waiter in enumerate(batch):
-            waiter.outcome = outcomes if isinstance(outcomes, BaseException) else outcomes[index]
+            for waiter in batch:
+                waiter.error = exc
+        else:
+            for waiter, outcome in zip(batch, outcomes, strict=True):
+                waiter.outcome = outcome
+        for waiter in batch:
             waiter.done = True
         with self._lock:
             successor = self._queue[0] if self._queue else None
@@ -96,7 +106,6 @@ class GroupCommitter(Generic[Request, Outcome]):
 
     @staticmethod
     def _result(slot: _Slot[Request, Outcome]) -> Outcome:
-        outcome = slot.outcome
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome  # type: ignore[return-value]
+        if slot.error is not None:
+            raise slot.error
+        return slot.outcome  # type: ignore[return-value]

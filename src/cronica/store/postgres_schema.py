@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cronica.errors import StoreError
+
 SCHEMA_VERSION = 1
 
 POSITION_SHIFT = 20
@@ -222,7 +224,7 @@ def migrate(conn: Any, schema: str) -> int:
         conn.execute("CREATE TABLE IF NOT EXISTS cronica_schema (version INT NOT NULL)")
         found = conn.execute("SELECT coalesce(max(version), 0) FROM cronica_schema").fetchone()[0]
         if found > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise StoreError(
                 f"schema version {found} is newer than this cronica knows ({SCHEMA_VERSION})"
             )
         for version in range(found + 1, SCHEMA_VERSION + 1):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from cronica.errors import StoreError
+
 SCHEMA_VERSION = 1
 
 _MIGRATIONS: dict[int, str] = {
@@ -50,7 +52,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT max(version) FROM cronica_schema").fetchone()
         found = int(row[0] or 0)
         if found > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
+            raise StoreError(
                 f"schema version {found} is newer than this cronica knows ({SCHEMA_VERSION})"
             )
         for version in range(found + 1, SCHEMA_VERSION + 1):
