@@ -37,4 +37,4 @@ def test_every_error_descends_from_cronica_error() -> None:
 def test_postgres_store_is_importable_lazily() -> None:
     from cronica.store.postgres import PostgresEventStore
 
-    assert cronica.PostgresEventStore is PostgresEventStore  # type: ignore[attr-defined]
+    assert cronica.PostgresEventStore is PostgresEventStore

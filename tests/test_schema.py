@@ -101,7 +101,7 @@ def test_postgres_refuses_update_delete_and_truncate_of_events(pg_schema: str) -
             "TRUNCATE {}.events",
         ):
             with pytest.raises(psycopg.Error, match="append-only") as info:
-                conn.execute(statement.format(pg_schema))  # type: ignore[arg-type]
+                conn.execute(statement.format(pg_schema))
             assert isinstance(pg_backend._translate(info.value), AppendOnlyViolationError)
     with pg_backend.PostgresEventStore(POSTGRES_URL, schema=pg_schema) as store:
         assert store.read_stream("s")[0].data == {"x": 1}
@@ -115,9 +115,7 @@ def test_positions_stay_above_stored_ones_after_a_restore(pg_schema: str) -> Non
     top = store.read_all()[-1].position
     store.close()
     with psycopg.connect(POSTGRES_URL) as conn:  # as if transaction ids had restarted low
-        conn.execute(
-            f"UPDATE {pg_schema}.cronica_settings SET value = value - 1000000"  # type: ignore[arg-type]
-        )
+        conn.execute(f"UPDATE {pg_schema}.cronica_settings SET value = value - 1000000")
     store = pg_backend.PostgresEventStore(POSTGRES_URL, schema=pg_schema)
     result = store.append("s", [NewEvent("After", {})])
     assert result.position > top
