@@ -34,9 +34,10 @@ class _Slot(Generic[Request, Outcome]):
 class GroupCommitter(Generic[Request, Outcome]):
     """Runs ``execute(batch)`` for batches of concurrently submitted requests.
 
-    ``execute`` must return one outcome per request, in order, or raise: an exception is handed
-    to every caller of that batch. A batch holds at most ``max_batch`` requests and, beyond its
-    first request, at most ``max_weight`` in total weight (say, events).
+    ``execute`` must return one outcome per request, in order, or raise: an exception is raised
+    in every caller of that batch. A batch holds at most ``max_batch`` requests and, beyond its
+    first request, at most ``max_weight`` in total weight (say, events). Up to ``max_inflight``
+    batches run at once (each needs its own connection; SQLite has one writer, so 1 there).
     """
 
     def __init__(
@@ -44,68 +45,83 @@ class GroupCommitter(Generic[Request, Outcome]):
         execute: Callable[[Sequence[Request]], list[Outcome]],
         max_batch: int = 256,
         max_weight: int = 10_000,
+        max_inflight: int = 1,
     ) -> None:
         self._execute = execute
         self._max_batch = max_batch
         self._max_weight = max_weight
+        self._max_inflight = max_inflight
         self._lock = threading.Lock()
         self._queue: list[_Slot[Request, Outcome]] = []
-        self._leader_busy = False
+        self._leaders = 0
         self.batches = 0
         """Batches executed so far (each is one transaction)."""
         self.requests = 0
         """Requests executed so far; ``requests / batches`` is the mean batch size."""
 
     def submit(self, request: Request, weight: int = 1) -> Outcome:
-        """Run ``request`` in the next batch and return its outcome (or raise its exception)."""
+        """Run ``request`` in a batch and return its outcome (or raise its batch's exception)."""
         slot: _Slot[Request, Outcome] = _Slot(request, weight)
         with self._lock:
             self._queue.append(slot)
-            lead = not self._leader_busy
+            lead = self._leaders < self._max_inflight
             if lead:
-                self._leader_busy = True
-        if not lead:
+                self._leaders += 1
+        while True:
+            if lead:
+                # Leadership must always be passed on, even if another leader already took
+                # this slot into its batch; so lead before looking at ``done``.
+                self._lead()
+                lead = False
+            if slot.done:
+                break
             slot.wake.wait()
-            if not slot.promoted:
-                return self._result(slot)
-        self._lead()
-        return self._result(slot)
+            with self._lock:
+                slot.wake.clear()
+                if slot.promoted:
+                    slot.promoted = False
+                    lead = True
+        if slot.error is not None:
+            raise slot.error
+        return slot.outcome  # type: ignore[return-value]
+
+    def _take_batch(self) -> list[_Slot[Request, Outcome]]:
+        """Called with the lock held."""
+        if not self._queue:
+            return []
+        size, weight = 1, self._queue[0].weight
+        while size < min(len(self._queue), self._max_batch):
+            weight += self._queue[size].weight
+            if weight > self._max_weight:
+                break
+            size += 1
+        batch = self._queue[:size]
+        del self._queue[:size]
+        self.batches += 1
+        self.requests += size
+        return batch
 
     def _lead(self) -> None:
         with self._lock:
-            size, weight = 1, self._queue[0].weight
-            while size < min(len(self._queue), self._max_batch):
-                weight += self._queue[size].weight
-                if weight > self._max_weight:
-                    break
-                size += 1
-            batch = self._queue[:size]
-            del self._queue[:size]
-            self.batches += 1
-            self.requests += size
-        try:
-            outcomes = self._execute([s.request for s in batch])
-        except BaseException as exc:  # handed to every caller of the batch
+            batch = self._take_batch()
+        if batch:
+            try:
+                outcomes = self._execute([s.request for s in batch])
+            except BaseException as exc:  # raised in every caller of the batch
+                for waiter in batch:
+                    waiter.error = exc
+            else:
+                for waiter, outcome in zip(batch, outcomes, strict=True):
+                    waiter.outcome = outcome
             for waiter in batch:
-                waiter.error = exc
-        else:
-            for waiter, outcome in zip(batch, outcomes, strict=True):
-                waiter.outcome = outcome
-        for waiter in batch:
-            waiter.done = True
+                waiter.done = True
         with self._lock:
             successor = self._queue[0] if self._queue else None
             if successor is None:
-                self._leader_busy = False
+                self._leaders -= 1
             else:
                 successor.promoted = True
         if successor is not None:
             successor.wake.set()
         for waiter in batch:
             waiter.wake.set()
-
-    @staticmethod
-    def _result(slot: _Slot[Request, Outcome]) -> Outcome:
-        if slot.error is not None:
-            raise slot.error
-        return slot.outcome  # type: ignore[return-value]

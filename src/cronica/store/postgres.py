@@ -9,10 +9,12 @@ explained in ``postgres_schema.py``.
 
 from __future__ import annotations
 
+import queue
 import re
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +77,9 @@ class PostgresEventStore(EventStore):
     >>> store = PostgresEventStore("postgresql://postgres@127.0.0.1/test")  # doctest: +SKIP
 
     ``schema`` puts the tables in their own PostgreSQL schema. ``synchronous_commit=False`` is the
-    opt-in weaker mode: an acknowledged append may be lost if the server crashes.
+    opt-in weaker mode: an acknowledged append may be lost if the server crashes. Up to
+    ``writers`` group-commit batches run at once, each on a connection of its own; ``pool_size``
+    connections serve reads.
     """
 
     backend_name = "postgresql"
@@ -87,6 +91,7 @@ class PostgresEventStore(EventStore):
         schema: str = "public",
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         pool_size: int = 8,
+        writers: int = 4,
         group_commit: bool = True,
         synchronous_commit: bool = True,
         connect_timeout: float = 10.0,
@@ -106,8 +111,9 @@ class PostgresEventStore(EventStore):
             "connect_timeout": max(1, int(connect_timeout)),
         }
         self._conninfo = conninfo
-        self._write_lock = threading.Lock()
-        self._writer: psycopg.Connection[Any] | None = None
+        self._writers: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._all_writers: list[psycopg.Connection[Any]] = []
+        self._writers_lock = threading.Lock()
         self._closed = False
         try:
             with psycopg.connect(conninfo, **self._connect_kwargs) as conn:
@@ -126,7 +132,9 @@ class PostgresEventStore(EventStore):
             )
         )
         self._committer: GroupCommitter[AppendRequest, AppendOutcome] | None = (
-            GroupCommitter(self._append_batch, max_weight=_MAX_EVENTS_PER_BATCH)
+            GroupCommitter(
+                self._append_batch, max_weight=_MAX_EVENTS_PER_BATCH, max_inflight=writers
+            )
             if group_commit
             else None
         )
@@ -138,30 +146,50 @@ class PostgresEventStore(EventStore):
             return self._append_batch([request])[0]
         return self._committer.submit(request, weight=len(request.events))
 
-    def _writer_connection(self) -> psycopg.Connection[Any]:
+    @contextmanager
+    def _writer(self) -> Iterator[psycopg.Connection[Any]]:
         if self._closed:
             raise StoreError("the store is closed")
-        if self._writer is None or self._writer.closed or self._writer.broken:
-            self._writer = psycopg.connect(self._conninfo, **self._connect_kwargs)
-            self._writer.prepare_threshold = 0
-        return self._writer
+        try:
+            conn = self._writers.get_nowait()
+        except queue.Empty:
+            conn = psycopg.connect(self._conninfo, **self._connect_kwargs)
+            conn.prepare_threshold = 0
+            with self._writers_lock:
+                self._all_writers.append(conn)
+        try:
+            yield conn
+        finally:
+            if conn.broken or conn.closed:
+                conn.close()
+            else:
+                self._writers.put(conn)
 
     def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        with self._write_lock:
+        # Sorted by aggregate id (stable, so one stream's requests keep their order): every
+        # batch locks stream rows in the same order, so concurrent batches cannot deadlock.
+        order = sorted(range(len(requests)), key=lambda index: requests[index].aggregate_id)
+        ordered = [requests[index] for index in order]
+        outcomes: list[AppendOutcome] = [None] * len(requests)  # type: ignore[list-item]
+        for index, outcome in zip(order, self._append_sorted(ordered), strict=True):
+            outcomes[index] = outcome
+        return outcomes
+
+    def _append_sorted(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        try:
+            return self._call_append(requests)
+        except psycopg.Error as exc:
+            if len(requests) == 1 or isinstance(exc, psycopg.OperationalError):
+                return [_translate(exc)] * len(requests)
+        # One request broke the shared transaction (say, the same new event id written by
+        # another process meanwhile): run each alone, so only that one fails.
+        outcomes: list[AppendOutcome] = []
+        for request in requests:
             try:
-                return self._call_append(requests)
+                outcomes.extend(self._call_append([request]))
             except psycopg.Error as exc:
-                if len(requests) == 1 or isinstance(exc, psycopg.OperationalError):
-                    return [_translate(exc)] * len(requests)
-            # One request broke the shared transaction (say, the same new event id written by
-            # another process meanwhile): run each alone, so only that one fails.
-            outcomes: list[AppendOutcome] = []
-            for request in requests:
-                try:
-                    outcomes.extend(self._call_append([request]))
-                except psycopg.Error as exc:
-                    outcomes.append(_translate(exc))
-            return outcomes
+                outcomes.append(_translate(exc))
+        return outcomes
 
     def _call_append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         ids: list[str] = []
@@ -183,16 +211,11 @@ class PostgresEventStore(EventStore):
                 event_types.append(event.event_type)
                 data.append(event.data_json.decode())
                 metadata.append(event.metadata_json.decode())
-        try:
-            conn = self._writer_connection()
+        with self._writer() as conn:
             rows = conn.execute(
                 _APPEND_SQL,
                 (ids, types, expected, counts, event_ids, event_types, data, metadata),
             ).fetchall()
-        except psycopg.OperationalError:
-            if self._writer is not None:
-                self._writer.close()
-            raise
         return [_outcome(request, row) for request, row in zip(requests, rows, strict=True)]
 
     # -- reading -----------------------------------------------------------------------------
@@ -319,9 +342,9 @@ class PostgresEventStore(EventStore):
         if self._closed:
             return
         self._closed = True
-        with self._write_lock:
-            if self._writer is not None:
-                self._writer.close()
+        with self._writers_lock:
+            for conn in self._all_writers:
+                conn.close()
         self._pool.close()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -103,6 +104,7 @@ class SQLiteEventStore(EventStore):
         try:
             self._writer = self._open()
             self._writer_lock = threading.Lock()
+            self._use_wal(self._writer)
             migrate(self._writer)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
@@ -115,9 +117,25 @@ class SQLiteEventStore(EventStore):
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode (persistent). The switch needs a moment alone with the
+        file and SQLite does not wait for it (no busy handler), so retry while others open it."""
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            else:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"SQLite: could not switch {self.path} to WAL mode ({mode})")
+            time.sleep(0.005)
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
