@@ -177,8 +177,18 @@ def open_append_transaction(
         conn = psycopg.connect(POSTGRES_URL, options=f"-c search_path={schema}")
         conn.execute(
             "SELECT * FROM cronica_append(%s::text[], %s::text[], %s::bigint[], %s::int[],"
-            " %s::uuid[], %s::text[], %s::text[], %s::text[])",
-            ([aggregate_id], [None], [-1], [1], [control["event_id"]], ["Late"], ["{}"], ["{}"]),
+            " %s::int[], %s::uuid[], %s::text[], %s::text[], %s::text[])",
+            (
+                [aggregate_id],
+                [None],
+                [-1],
+                [1],
+                [1],
+                [control["event_id"]],
+                ["Late"],
+                ["{}"],
+                ["{}"],
+            ),
         )
         control["pid"] = conn.info.backend_pid
         try:

@@ -52,8 +52,12 @@ _EVENT_COLUMNS = (
     "event_data, coalesce(metadata, '{}'::jsonb)"
 )
 _APPEND_SQL = (
-    "SELECT * FROM cronica_append(%s::text[], %s::text[], %s::bigint[], %s::int[], %s::uuid[],"
-    " %s::text[], %s::text[], %s::text[])"
+    "SELECT * FROM cronica_append(%s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[],"
+    " %s::uuid[], %s::text[], %s::text[], %s::text[])"
+)
+_APPEND_EACH_SQL = (
+    "SELECT * FROM cronica_append_each(%s::text[], %s::text[], %s::bigint[], %s::int[],"
+    " %s::uuid[], %s::text[], %s::text[], %s::text[])"
 )
 _MAX_EVENTS_PER_BATCH = 10_000
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -168,54 +172,96 @@ class PostgresEventStore(EventStore):
     def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         # Sorted by aggregate id (stable, so one stream's requests keep their order): every
         # batch locks stream rows in the same order, so concurrent batches cannot deadlock.
+        # A call names each stream at most once: the n-th request of every stream goes in
+        # round n, and rounds run one after the other.
         order = sorted(range(len(requests)), key=lambda index: requests[index].aggregate_id)
-        ordered = [requests[index] for index in order]
+        rounds: list[list[int]] = []
+        seen: dict[str, int] = {}
+        for index in order:
+            aggregate_id = requests[index].aggregate_id
+            round_number = seen.get(aggregate_id, 0)
+            seen[aggregate_id] = round_number + 1
+            if round_number == len(rounds):
+                rounds.append([])
+            rounds[round_number].append(index)
         outcomes: list[AppendOutcome] = [None] * len(requests)  # type: ignore[list-item]
-        for index, outcome in zip(order, self._append_sorted(ordered), strict=True):
-            outcomes[index] = outcome
+        for indexes in rounds:
+            done = self._append_sorted([requests[index] for index in indexes])
+            for index, outcome in zip(indexes, done, strict=True):
+                outcomes[index] = outcome
         return outcomes
 
     def _append_sorted(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         try:
-            return self._call_append(requests)
-        except psycopg.Error as exc:
-            if len(requests) == 1 or isinstance(exc, psycopg.OperationalError):
-                return [_translate(exc)] * len(requests)
-        # One request broke the shared transaction (say, the same new event id written by
-        # another process meanwhile): run each alone, so only that one fails.
+            outcomes = self._call_append(requests, each=False)
+        except psycopg.Error:
+            # Typically an accepted request reused a stored event id (events_pkey), or the
+            # connection broke: decide request by request. Those paths check event ids first,
+            # so a batch that did commit before the connection broke is not written twice.
+            return self._append_each_alone(requests)
+        # A failed request with a stored event id may be a retry: decide it by the
+        # idempotency rules.
+        retries = [i for i, outcome in enumerate(outcomes) if outcome is _STORED]
+        if retries:
+            decided = self._append_each_alone([requests[i] for i in retries])
+            for index, outcome in zip(retries, decided, strict=True):
+                outcomes[index] = outcome
+        return outcomes
+
+    def _append_each_alone(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        """Run each request in a transaction of its own, by the request-by-request path, so
+        that only a faulty request fails."""
         outcomes: list[AppendOutcome] = []
         for request in requests:
             try:
-                outcomes.extend(self._call_append([request]))
+                outcomes.extend(self._call_append([request], each=True))
             except psycopg.Error as exc:
                 outcomes.append(_translate(exc))
         return outcomes
 
-    def _call_append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+    def _call_append(self, requests: Sequence[AppendRequest], *, each: bool) -> list[AppendOutcome]:
         ids: list[str] = []
         types: list[str | None] = []
         expected: list[int] = []
         counts: list[int] = []
+        event_req: list[int] = []
         event_ids: list[uuid.UUID] = []
         event_types: list[str] = []
         data: list[str] = []
         metadata: list[str] = []
-        for request in requests:
+        for number, request in enumerate(requests, start=1):
             ids.append(request.aggregate_id)
             types.append(request.aggregate_type)
             exp = request.expected
             expected.append(exp if isinstance(exp, int) else _EXPECTED_CODES[exp])
             counts.append(len(request.events))
             for event in request.events:
+                event_req.append(number)
                 event_ids.append(event.event_id)
                 event_types.append(event.event_type)
                 data.append(event.data_json.decode())
                 metadata.append(event.metadata_json.decode())
         with self._writer() as conn:
-            rows = conn.execute(
-                _APPEND_SQL,
-                (ids, types, expected, counts, event_ids, event_types, data, metadata),
-            ).fetchall()
+            if each:
+                rows = conn.execute(
+                    _APPEND_EACH_SQL,
+                    (ids, types, expected, counts, event_ids, event_types, data, metadata),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    _APPEND_SQL,
+                    (
+                        ids,
+                        types,
+                        expected,
+                        counts,
+                        event_req,
+                        event_ids,
+                        event_types,
+                        data,
+                        metadata,
+                    ),
+                ).fetchall()
         return [_outcome(request, row) for request, row in zip(requests, rows, strict=True)]
 
     # -- reading -----------------------------------------------------------------------------
@@ -348,8 +394,17 @@ class PostgresEventStore(EventStore):
         self._pool.close()
 
 
+class _StoredIdError(CronicaError):
+    """Marks a failed request with a stored event id, to be decided by the idempotency rules."""
+
+
+_STORED = _StoredIdError()
+
+
 def _outcome(request: AppendRequest, row: tuple[Any, ...]) -> AppendOutcome:
     status, from_version, to_version, position, actual, actual_type, bad_id, detail = row
+    if status == "stored":
+        return _STORED
     if status == "ok":
         return AppendResult(from_version, to_version, position)
     if status == "conflict":

@@ -39,7 +39,6 @@ CREATE TABLE events (
 );
 CREATE INDEX idx_aggregate ON events (aggregate_id, event_version);
 CREATE INDEX idx_timestamp ON events (timestamp);
-CREATE INDEX idx_events_type ON events (event_type, position);
 
 CREATE TABLE cronica_streams (
     aggregate_id   VARCHAR(255) PRIMARY KEY,
@@ -70,6 +69,17 @@ CREATE FUNCTION cronica_readable_bound() RETURNS BIGINT LANGUAGE sql STABLE AS $
       FROM cronica_settings WHERE name = 'position_xid_offset'
 $fn$;
 
+-- The position of a transaction's events: (transaction id + offset) << 20, plus 1, 2, ...
+CREATE FUNCTION cronica_position_base() RETURNS BIGINT LANGUAGE sql VOLATILE AS $fn$
+    SELECT (pg_current_xact_id()::text::bigint + value) << 20
+      FROM cronica_settings WHERE name = 'position_xid_offset'
+$fn$;
+-- How many positions this transaction has used so far.
+CREATE FUNCTION cronica_position_seq(p_base bigint) RETURNS BIGINT LANGUAGE sql STABLE AS $fn$
+    SELECT coalesce(max(position) - p_base, 0) FROM events
+     WHERE position > p_base AND position < p_base + (1 << 20)
+$fn$;
+
 -- The request-by-request path of cronica_append, for batches where some event id is already
 -- stored (retries, duplicates). The steps mirror cronica/store/_append_logic.py.
 CREATE FUNCTION cronica_append_each(
@@ -91,9 +101,8 @@ DECLARE
     v_now timestamptz;
     v_found int;
 BEGIN
-    SELECT (pg_current_xact_id()::text::bigint + s.value) << 20 INTO v_base
-      FROM cronica_settings s WHERE s.name = 'position_xid_offset';
-    v_seq := coalesce(nullif(current_setting('cronica.position_seq', true), ''), '0')::int;
+    v_base := cronica_position_base();
+    v_seq := cronica_position_seq(v_base);
     FOR i IN 1 .. coalesce(array_length(p_aggregate_ids, 1), 0) LOOP
         v_n := p_counts[i];
         v_id := p_aggregate_ids[i];
@@ -201,148 +210,136 @@ BEGIN
         RETURN NEXT;
         v_k := v_k + v_n;
     END LOOP;
-    PERFORM set_config('cronica.position_seq', v_seq::text, true);
 END
 $fn$;
 ALTER FUNCTION cronica_append_each SET plan_cache_mode = force_generic_plan;
 
 -- Append a batch of requests in the calling transaction; one result row per request, in order.
 -- Expected versions: -1 any, -2 no stream, -3 exists, n >= 0 exactly n. A failed request writes
--- nothing. Set-based: a handful of statements per batch, whatever its size. Callers sort the
--- batch by aggregate id (code-point order) so that every batch takes its row locks in that order
--- and concurrent batches cannot deadlock.
+-- nothing. Set-based: a handful of statements per batch, whatever its size.
+-- Callers must:
+-- * pass each stream at most once per call, sorted by aggregate id (code-point order), so every
+--   batch takes its row locks in that order and concurrent batches cannot deadlock;
+-- * give p_event_req, the (1-based) request of each event;
+-- * re-run with cronica_append_each the requests answered 'stored' (they failed and one of
+--   their event ids is already stored: a retry, decided by the idempotency rules), and the whole
+--   batch when this call fails on the events_pkey (an accepted request reused a stored event id).
 CREATE FUNCTION cronica_append(
     p_aggregate_ids text[], p_aggregate_types text[], p_expected bigint[], p_counts int[],
-    p_event_ids uuid[], p_event_types text[], p_data text[], p_metadata text[],
+    p_event_req int[], p_event_ids uuid[], p_event_types text[], p_data text[],
+    p_metadata text[],
     OUT status text, OUT from_version int, OUT to_version int, OUT last_position bigint,
     OUT actual_version int, OUT actual_type text, OUT detail_event_id uuid, OUT detail text)
 RETURNS SETOF record LANGUAGE plpgsql AS $fn$
 DECLARE
     v_base bigint;
-    v_seq int;
-    v_k int := 0;
-    v_n int;
-    v_id text;
-    v_expected bigint;
-    v_current int;
-    v_type text;
-    v_exists boolean;
+    v_seq bigint;
     v_now timestamptz;
-    v_head jsonb;
-    v_heads jsonb;  -- aggregate id -> [version, type, existed before this batch]
-    w_req int[] := '{}';
-    w_k int[] := '{}';
-    w_version bigint[] := '{}';
-    w_position bigint[] := '{}';
-    w_type text[] := '{}';
+    h_ids text[];
+    h_versions int[];
+    h_types text[];
+    h_existed boolean[];
 BEGIN
-    IF EXISTS (SELECT 1 FROM events WHERE event_id = ANY (p_event_ids)) THEN
-        RETURN QUERY SELECT * FROM cronica_append_each(p_aggregate_ids, p_aggregate_types,
-            p_expected, p_counts, p_event_ids, p_event_types, p_data, p_metadata);
-        RETURN;
+    v_base := cronica_position_base();
+    v_seq := cronica_position_seq(v_base);
+    IF v_seq + cardinality(p_event_ids) >= (1 << 20) THEN
+        RAISE EXCEPTION 'cronica: more than 1048575 events in one transaction'
+            USING ERRCODE = 'CR002';
     END IF;
-    SELECT (pg_current_xact_id()::text::bigint + s.value) << 20 INTO v_base
-      FROM cronica_settings s WHERE s.name = 'position_xid_offset';
-    v_seq := coalesce(nullif(current_setting('cronica.position_seq', true), ''), '0')::int;
 
     -- 1. Lock the streams that exist, in code-point order.
-    SELECT coalesce(jsonb_object_agg(l.aggregate_id,
-                                     jsonb_build_array(l.version, l.aggregate_type, true)), '{}')
-      INTO v_heads
+    SELECT array_agg(l.aggregate_id), array_agg(l.version), array_agg(l.aggregate_type),
+           array_agg(true)
+      INTO h_ids, h_versions, h_types, h_existed
       FROM (SELECT s.aggregate_id, s.version, s.aggregate_type FROM cronica_streams s
              WHERE s.aggregate_id = ANY (p_aggregate_ids)
              ORDER BY s.aggregate_id COLLATE "C" FOR UPDATE) AS l;
+    h_ids := coalesce(h_ids, '{}');
 
-    -- 2. Create the new streams that a request of this batch will create (its expectation
-    --    allows a new stream); a stream created meanwhile by another transaction is locked.
+    -- 2. Create the missing streams whose request allows a new stream; a stream created
+    --    meanwhile by another transaction (now committed) is locked instead.
     v_now := clock_timestamp();
-    WITH wanted AS (
-        SELECT DISTINCT ON (a.id) a.id, coalesce(a.typ, '') AS typ
-          FROM unnest(p_aggregate_ids, p_aggregate_types, p_expected)
-               WITH ORDINALITY AS a(id, typ, exp, ord)
-         WHERE NOT v_heads ? a.id AND a.exp IN (-1, -2, 0)
-         ORDER BY a.id, a.ord
-    ), created AS (
-        INSERT INTO cronica_streams (aggregate_id, aggregate_type, version, created_at, updated_at)
-        SELECT w.id, w.typ, 0, v_now, v_now FROM wanted w ORDER BY w.id COLLATE "C"
-        ON CONFLICT (aggregate_id) DO NOTHING
-        RETURNING aggregate_id, aggregate_type
-    )
-    SELECT v_heads || coalesce(
-               jsonb_object_agg(c.aggregate_id, jsonb_build_array(0, c.aggregate_type, false)),
-               '{}')
-      INTO v_heads FROM created c;
-    IF EXISTS (SELECT 1 FROM unnest(p_aggregate_ids, p_expected) AS a(id, exp)
-                WHERE NOT v_heads ? a.id AND a.exp IN (-1, -2, 0)) THEN
-        SELECT v_heads || coalesce(jsonb_object_agg(l.aggregate_id,
-                                   jsonb_build_array(l.version, l.aggregate_type, true)), '{}')
-          INTO v_heads
-          FROM (SELECT s.aggregate_id, s.version, s.aggregate_type FROM cronica_streams s
-                 WHERE s.aggregate_id = ANY (p_aggregate_ids) AND NOT v_heads ? s.aggregate_id
-                 ORDER BY s.aggregate_id COLLATE "C" FOR UPDATE) AS l;
-        v_now := clock_timestamp();
+    IF cardinality(h_ids) < cardinality(p_aggregate_ids) THEN
+        WITH created AS (
+            INSERT INTO cronica_streams
+                   (aggregate_id, aggregate_type, version, created_at, updated_at)
+            SELECT a.id, coalesce(a.typ, ''), 0, v_now, v_now
+              FROM unnest(p_aggregate_ids, p_aggregate_types, p_expected) AS a(id, typ, exp)
+             WHERE a.exp IN (-1, -2, 0) AND NOT a.id = ANY (h_ids)
+             ORDER BY a.id COLLATE "C"
+            ON CONFLICT (aggregate_id) DO NOTHING
+            RETURNING aggregate_id, aggregate_type
+        )
+        SELECT h_ids || coalesce(array_agg(c.aggregate_id), '{}'),
+               h_versions || coalesce(array_agg(0), '{}'),
+               h_types || coalesce(array_agg(c.aggregate_type::text), '{}'),
+               h_existed || coalesce(array_agg(false), '{}')
+          INTO h_ids, h_versions, h_types, h_existed
+          FROM created c;
+        IF EXISTS (SELECT 1 FROM unnest(p_aggregate_ids, p_expected) AS a(id, exp)
+                    WHERE a.exp IN (-1, -2, 0) AND NOT a.id = ANY (h_ids)) THEN
+            SELECT h_ids || array_agg(l.aggregate_id), h_versions || array_agg(l.version),
+                   h_types || array_agg(l.aggregate_type::text), h_existed || array_agg(true)
+              INTO h_ids, h_versions, h_types, h_existed
+              FROM (SELECT s.aggregate_id, s.version, s.aggregate_type FROM cronica_streams s
+                     WHERE s.aggregate_id = ANY (p_aggregate_ids)
+                       AND NOT s.aggregate_id = ANY (h_ids)
+                     ORDER BY s.aggregate_id COLLATE "C" FOR UPDATE) AS l;
+            v_now := clock_timestamp();
+        END IF;
     END IF;
 
-    -- 3. Decide each request in order, in memory.
-    FOR i IN 1 .. coalesce(array_length(p_aggregate_ids, 1), 0) LOOP
-        v_n := p_counts[i];
-        v_id := p_aggregate_ids[i];
-        v_expected := p_expected[i];
-        status := NULL; from_version := NULL; to_version := NULL; last_position := NULL;
-        actual_version := NULL; actual_type := NULL; detail_event_id := NULL; detail := NULL;
-        v_head := v_heads -> v_id;
-        IF v_head IS NULL THEN
-            v_current := 0; v_type := NULL; v_exists := false;
-        ELSE
-            v_current := (v_head ->> 0)::int; v_type := v_head ->> 1;
-            v_exists := (v_head ->> 2)::boolean;
-        END IF;
-        IF NOT (v_expected = -1
-                OR (v_expected = -2 AND NOT v_exists)
-                OR (v_expected = -3 AND v_exists)
-                OR (v_expected >= 0 AND v_expected = v_current)) THEN
-            status := 'conflict';
-            actual_version := v_current;
-        ELSIF v_exists AND p_aggregate_types[i] IS NOT NULL AND p_aggregate_types[i] <> v_type THEN
-            status := 'type_mismatch';
-            actual_type := v_type;
-        ELSIF v_head IS NULL THEN
-            RAISE EXCEPTION 'cronica: stream % was not locked', v_id USING ERRCODE = 'CR003';
-        ELSE
-            IF v_seq + v_n >= (1 << 20) THEN
-                RAISE EXCEPTION 'cronica: more than 1048575 events in one transaction'
-                    USING ERRCODE = 'CR002';
-            END IF;
-            w_req := w_req || i;
-            w_k := w_k || v_k;
-            w_version := w_version || v_current::bigint;
-            w_position := w_position || (v_base + v_seq);
-            w_type := w_type || v_type;
-            v_heads := jsonb_set(v_heads, ARRAY[v_id],
-                                 jsonb_build_array(v_current + v_n, v_type, true));
-            status := 'ok';
-            from_version := v_current + 1;
-            to_version := v_current + v_n;
-            last_position := v_base + v_seq + v_n;
-            v_seq := v_seq + v_n;
-        END IF;
-        RETURN NEXT;
-        v_k := v_k + v_n;
-    END LOOP;
-
-    -- 4. Write every accepted event in one statement, then move the streams' versions.
-    IF array_length(w_req, 1) > 0 THEN
+    -- 3. Decide every request, place the accepted events, write them, answer.
+    RETURN QUERY
+    WITH req AS (
+        SELECT r.*, sum(r.cnt) OVER (ORDER BY r.ord) - r.cnt AS k
+          FROM unnest(p_aggregate_ids, p_aggregate_types, p_expected, p_counts)
+               WITH ORDINALITY AS r(id, typ, exp, cnt, ord)
+    ), heads AS (
+        SELECT * FROM unnest(h_ids, h_versions, h_types, h_existed) AS h(id, version, typ, existed)
+    ), judged AS (
+        SELECT r.ord, r.id, r.cnt, r.k, coalesce(h.version, 0) AS cur, h.typ AS stream_typ,
+               CASE WHEN NOT (r.exp = -1
+                              OR (r.exp = -2 AND NOT coalesce(h.existed, false))
+                              OR (r.exp = -3 AND coalesce(h.existed, false))
+                              OR (r.exp >= 0 AND r.exp = coalesce(h.version, 0)))
+                        THEN 'conflict'
+                    WHEN h.existed AND r.typ IS NOT NULL AND r.typ <> h.typ THEN 'type_mismatch'
+                    ELSE 'ok' END AS verdict
+          FROM req r LEFT JOIN heads h ON h.id = r.id
+    ), decided AS (
+        SELECT j.*,
+               CASE WHEN j.verdict <> 'ok' AND EXISTS (
+                        SELECT 1 FROM events e
+                         WHERE e.event_id = ANY (p_event_ids[j.k + 1 : j.k + j.cnt]))
+                    THEN 'stored' ELSE j.verdict END AS outcome
+          FROM judged j
+    ), placed AS (
+        SELECT d.*, v_base + v_seq
+                    + sum(CASE WHEN d.outcome = 'ok' THEN d.cnt ELSE 0 END) OVER (ORDER BY d.ord)
+                    AS last_pos
+          FROM decided d
+    ), inserted AS (
         INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version,
                             event_data, metadata, timestamp, position)
-        SELECT p_event_ids[r.k + g], p_aggregate_ids[r.i], r.typ, p_event_types[r.k + g],
-               r.v0 + g, p_data[r.k + g]::jsonb, p_metadata[r.k + g]::jsonb, v_now, r.p0 + g
-          FROM unnest(w_req, w_k, w_version, w_position, w_type) AS r(i, k, v0, p0, typ)
-         CROSS JOIN LATERAL generate_series(1, p_counts[r.i]) AS g;
-        UPDATE cronica_streams s
-           SET version = (v_heads -> s.aggregate_id ->> 0)::int, updated_at = v_now
-         WHERE s.aggregate_id = ANY (SELECT p_aggregate_ids[r] FROM unnest(w_req) AS r);
-    END IF;
-    PERFORM set_config('cronica.position_seq', v_seq::text, true);
+        SELECT e.id, p.id, p.stream_typ, e.typ, p.cur + (e.n - p.k), e.data::jsonb,
+               e.meta::jsonb, v_now, p.last_pos - p.cnt + (e.n - p.k)
+          FROM unnest(p_event_req, p_event_ids, p_event_types, p_data, p_metadata)
+               WITH ORDINALITY AS e(req, id, typ, data, meta, n)
+          JOIN placed p ON p.ord = e.req
+         WHERE p.outcome = 'ok'
+    ), updated AS (
+        UPDATE cronica_streams s SET version = p.cur + p.cnt, updated_at = v_now
+          FROM placed p WHERE p.outcome = 'ok' AND s.aggregate_id = p.id
+    )
+    SELECT p.outcome,
+           CASE WHEN p.outcome = 'ok' THEN p.cur + 1 END,
+           CASE WHEN p.outcome = 'ok' THEN p.cur + p.cnt END,
+           CASE WHEN p.outcome = 'ok' THEN p.last_pos END,
+           CASE WHEN p.outcome = 'conflict' THEN p.cur END,
+           CASE WHEN p.outcome = 'type_mismatch' THEN p.stream_typ END,
+           NULL::uuid, NULL::text
+      FROM placed p ORDER BY p.ord;
 END
 $fn$;
 ALTER FUNCTION cronica_append SET plan_cache_mode = force_generic_plan;
