@@ -11,7 +11,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from cronica import _json
 from cronica._validation import check_event_type
@@ -136,13 +136,14 @@ class NewEvent:
         return len(self.data_json) + len(self.metadata_json)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
     """An event as stored: immutable, with its stream version and global position.
 
     ``version`` is dense per stream, starting at 1. ``position`` strictly increases along the
     global log and need not be dense. ``data`` and ``metadata`` are plain dicts decoded from the
-    stored JSON: treat them as read-only.
+    stored JSON: treat them as read-only. (A named tuple: reads of the log build hundreds of
+    thousands of these per second, and a tuple is about three times cheaper to make than a
+    frozen dataclass.)
     """
 
     event_id: uuid.UUID

@@ -26,8 +26,6 @@ _MIGRATIONS: dict[int, str] = {
         timestamp      TEXT NOT NULL,
         CONSTRAINT unique_version UNIQUE (aggregate_id, event_version)
     );
-    CREATE INDEX idx_timestamp ON events (timestamp);
-    CREATE INDEX idx_events_type ON events (event_type, position);
     CREATE TABLE cronica_streams (
         aggregate_id   TEXT PRIMARY KEY,
         aggregate_type TEXT NOT NULL,
