@@ -8,7 +8,8 @@ batch costs one round trip. The steps, in this order, for each request of a batc
    the same type, data and metadata; otherwise it is a ``DuplicateEventError``.
 2. Expectation: the stream's current version (0 when missing) must satisfy the expected version,
    and a given aggregate type must equal the stream's.
-3. Write the events at versions ``current + 1 ...`` and move the stream's version.
+3. Write the events at versions ``current + 1 ...`` and move the stream's version, stamped with
+   the clock, but never earlier than the stream's last write (``as_of`` reads rely on it).
 
 Nothing is written before step 3, so a failed request leaves no trace.
 """
@@ -46,8 +47,8 @@ class AppendTransaction(Protocol):
         """Stored events among ``event_ids`` (any order)."""
         ...
 
-    def stream_head(self, aggregate_id: str) -> tuple[int, str] | None:
-        """The stream's (version, aggregate type), or None when it does not exist."""
+    def stream_head(self, aggregate_id: str) -> tuple[int, str, datetime] | None:
+        """The stream's (version, aggregate type, last write), or None when it does not exist."""
         ...
 
     def write(
@@ -76,6 +77,8 @@ def apply_request(tx: AppendTransaction, request: AppendRequest, now: datetime) 
         return _replayed_result(request, stored)
     head = tx.stream_head(request.aggregate_id)
     current = None if head is None else head[0]
+    if head is not None and head[2] > now:
+        now = head[2]  # a stream's timestamps never go back, even if the clock does
     if not expectation_holds(request.expected, current):
         return ConcurrencyError(request.aggregate_id, request.expected, current or 0)
     stream_type = head[1] if head is not None else None

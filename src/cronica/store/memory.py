@@ -56,9 +56,11 @@ class MemoryEventStore(EventStore):
             if e is not None
         ]
 
-    def stream_head(self, aggregate_id: str) -> tuple[int, str] | None:
+    def stream_head(self, aggregate_id: str) -> tuple[int, str, datetime] | None:
         stream = self._streams.get(aggregate_id)
-        return None if stream is None else (len(stream.events), stream.aggregate_type)
+        if stream is None:
+            return None
+        return (len(stream.events), stream.aggregate_type, stream.updated)
 
     def write(
         self, request: AppendRequest, first_version: int, aggregate_type: str, now: datetime

@@ -44,6 +44,10 @@ from cronica.store.base import (
 from cronica.store.sqlite_schema import SCHEMA_VERSION, migrate
 
 _ID_CHUNK = 500
+_INSERT_EVENT = (
+    "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version,"
+    " event_data, metadata, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _EVENT_COLUMNS = (
     "event_id, event_type, aggregate_id, aggregate_type, event_version, position, timestamp, "
     "event_data, metadata"
@@ -200,7 +204,7 @@ class SQLiteEventStore(EventStore):
         conn.execute("BEGIN IMMEDIATE")
         try:
             tx = _SQLiteTransaction(conn)
-            now = tx.now()
+            now = datetime.now(UTC)
             outcomes = [apply_request(tx, request, now) for request in requests]
             conn.execute("COMMIT")
         except BaseException:
@@ -316,18 +320,6 @@ class _SQLiteTransaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def now(self) -> datetime:
-        """The wall clock, but never before the newest stored event (as_of reads rely on it)."""
-        now = datetime.now(UTC)
-        row = self._conn.execute(
-            "SELECT timestamp FROM events ORDER BY position DESC LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            newest = datetime.fromisoformat(row[0])
-            if newest > now:
-                return newest
-        return now
-
     def find_events(self, event_ids: list[uuid.UUID]) -> list[StoredIdentity]:
         found: list[StoredIdentity] = []
         for start in range(0, len(event_ids), _ID_CHUNK):
@@ -345,36 +337,38 @@ class _SQLiteTransaction:
             )
         return found
 
-    def stream_head(self, aggregate_id: str) -> tuple[int, str] | None:
+    def stream_head(self, aggregate_id: str) -> tuple[int, str, datetime] | None:
         row = self._conn.execute(
-            "SELECT version, aggregate_type FROM cronica_streams WHERE aggregate_id = ?",
+            "SELECT version, aggregate_type, updated_at FROM cronica_streams"
+            " WHERE aggregate_id = ?",
             (aggregate_id,),
         ).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], row[1], datetime.fromisoformat(row[2]))
 
     def write(
         self, request: AppendRequest, first_version: int, aggregate_type: str, now: datetime
     ) -> int:
         stamp = _iso(now)
         aggregate_id = request.aggregate_id
-        self._conn.executemany(
-            "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
-            " event_version, event_data, metadata, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    str(event.event_id),
-                    aggregate_id,
-                    aggregate_type,
-                    event.event_type,
-                    first_version + offset,
-                    event.data_json.decode(),
-                    event.metadata_json.decode(),
-                    stamp,
-                )
-                for offset, event in enumerate(request.events)
-            ],
-        )
-        position: int = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        rows = [
+            (
+                str(event.event_id),
+                aggregate_id,
+                aggregate_type,
+                event.event_type,
+                first_version + offset,
+                event.data_json.decode(),
+                event.metadata_json.decode(),
+                stamp,
+            )
+            for offset, event in enumerate(request.events)
+        ]
+        if len(rows) == 1:
+            position = self._conn.execute(_INSERT_EVENT, rows[0]).lastrowid
+        else:
+            self._conn.executemany(_INSERT_EVENT, rows)
+            position = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        assert isinstance(position, int)
         self._conn.execute(
             "INSERT INTO cronica_streams (aggregate_id, aggregate_type, version, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (aggregate_id) DO UPDATE"
