@@ -63,21 +63,34 @@ CREATE TRIGGER events_refuse_change BEFORE UPDATE OR DELETE ON events
 CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION cronica_refuse_change();
 
--- The highest position a reader of the global log may see now, plus one.
-CREATE FUNCTION cronica_readable_bound() RETURNS BIGINT LANGUAGE sql STABLE AS $fn$
-    SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + value) << 20
-      FROM cronica_settings WHERE name = 'position_xid_offset'
+-- The highest position a reader of the global log may see now, plus one. (These helpers are
+-- PL/pgSQL, not SQL, functions: PL/pgSQL caches its plans, SQL functions plan every call.)
+CREATE FUNCTION cronica_readable_bound() RETURNS BIGINT LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    RETURN (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + value) << 20
+              FROM cronica_settings WHERE name = 'position_xid_offset');
+END
 $fn$;
 
--- The position of a transaction's events: (transaction id + offset) << 20, plus 1, 2, ...
-CREATE FUNCTION cronica_position_base() RETURNS BIGINT LANGUAGE sql VOLATILE AS $fn$
-    SELECT (pg_current_xact_id()::text::bigint + value) << 20
-      FROM cronica_settings WHERE name = 'position_xid_offset'
-$fn$;
--- How many positions this transaction has used so far.
-CREATE FUNCTION cronica_position_seq(p_base bigint) RETURNS BIGINT LANGUAGE sql STABLE AS $fn$
-    SELECT coalesce(max(position) - p_base, 0) FROM events
-     WHERE position > p_base AND position < p_base + (1 << 20)
+-- Reserve p_count positions in the calling transaction; returns the one before the first.
+-- Positions are (transaction id + offset) << 20 plus 1, 2, ...; the count used so far lives in a
+-- transaction-local setting, so several calls in one transaction never collide.
+CREATE FUNCTION cronica_reserve_positions(p_count bigint) RETURNS BIGINT LANGUAGE plpgsql
+VOLATILE AS $fn$
+DECLARE
+    v_base bigint;
+    v_used bigint;
+BEGIN
+    SELECT (pg_current_xact_id()::text::bigint + value) << 20 INTO v_base
+      FROM cronica_settings WHERE name = 'position_xid_offset';
+    v_used := coalesce(nullif(current_setting('cronica.positions_used', true), ''), '0')::bigint;
+    IF v_used + p_count >= (1 << 20) THEN
+        RAISE EXCEPTION 'cronica: more than 1048575 events in one transaction'
+            USING ERRCODE = 'CR002';
+    END IF;
+    PERFORM set_config('cronica.positions_used', (v_used + p_count)::text, true);
+    RETURN v_base + v_used;
+END
 $fn$;
 
 -- The request-by-request path of cronica_append, for batches where some event id is already
@@ -90,7 +103,6 @@ CREATE FUNCTION cronica_append_each(
 RETURNS SETOF record LANGUAGE plpgsql AS $fn$
 DECLARE
     v_base bigint;
-    v_seq int;
     v_k int := 0;
     v_n int;
     v_id text;
@@ -101,8 +113,6 @@ DECLARE
     v_now timestamptz;
     v_found int;
 BEGIN
-    v_base := cronica_position_base();
-    v_seq := cronica_position_seq(v_base);
     FOR i IN 1 .. coalesce(array_length(p_aggregate_ids, 1), 0) LOOP
         v_n := p_counts[i];
         v_id := p_aggregate_ids[i];
@@ -191,22 +201,18 @@ BEGIN
         IF v_now IS NULL THEN
             v_now := clock_timestamp();
         END IF;
-        IF v_seq + v_n >= (1 << 20) THEN
-            RAISE EXCEPTION 'cronica: more than 1048575 events in one transaction'
-                USING ERRCODE = 'CR002';
-        END IF;
+        v_base := cronica_reserve_positions(v_n);
         INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version,
                             event_data, metadata, timestamp, position)
         SELECT p_event_ids[v_k + g], v_id, v_type, p_event_types[v_k + g], v_current + g,
-               p_data[v_k + g]::jsonb, p_metadata[v_k + g]::jsonb, v_now, v_base + v_seq + g
+               p_data[v_k + g]::jsonb, p_metadata[v_k + g]::jsonb, v_now, v_base + g
           FROM generate_series(1, v_n) AS g;
         UPDATE cronica_streams SET version = v_current + v_n, updated_at = v_now
          WHERE aggregate_id = v_id;
         status := 'ok';
         from_version := v_current + 1;
         to_version := v_current + v_n;
-        last_position := v_base + v_seq + v_n;
-        v_seq := v_seq + v_n;
+        last_position := v_base + v_n;
         RETURN NEXT;
         v_k := v_k + v_n;
     END LOOP;
@@ -233,18 +239,41 @@ CREATE FUNCTION cronica_append(
 RETURNS SETOF record LANGUAGE plpgsql AS $fn$
 DECLARE
     v_base bigint;
-    v_seq bigint;
     v_now timestamptz;
     h_ids text[];
     h_versions int[];
     h_types text[];
     h_existed boolean[];
 BEGIN
-    v_base := cronica_position_base();
-    v_seq := cronica_position_seq(v_base);
-    IF v_seq + cardinality(p_event_ids) >= (1 << 20) THEN
-        RAISE EXCEPTION 'cronica: more than 1048575 events in one transaction'
-            USING ERRCODE = 'CR002';
+    IF cardinality(p_aggregate_ids) = 1 AND p_expected[1] <> -2 THEN
+        -- One request to a stream that exists (the common case): lock it, check the
+        -- expectation and move its version in one statement. Anything else takes the
+        -- general path below.
+        UPDATE cronica_streams s
+           SET version = s.version + p_counts[1],
+               updated_at = greatest(clock_timestamp(), s.updated_at)
+         WHERE s.aggregate_id = p_aggregate_ids[1]
+           AND (p_expected[1] IN (-1, -3) OR s.version = p_expected[1])
+           AND (p_aggregate_types[1] IS NULL OR s.aggregate_type = p_aggregate_types[1])
+        RETURNING s.version - p_counts[1], s.aggregate_type, s.updated_at
+             INTO from_version, actual_type, v_now;
+        IF FOUND THEN
+            v_base := cronica_reserve_positions(p_counts[1]);
+            INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,
+                                event_version, event_data, metadata, timestamp, position)
+            SELECT p_event_ids[g], p_aggregate_ids[1], actual_type, p_event_types[g],
+                   from_version + g, p_data[g]::jsonb, p_metadata[g]::jsonb, v_now, v_base + g
+              FROM generate_series(1, p_counts[1]) AS g;
+            status := 'ok';
+            to_version := from_version + p_counts[1];
+            from_version := from_version + 1;
+            last_position := v_base + p_counts[1];
+            actual_type := NULL;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        from_version := NULL;
+        actual_type := NULL;
     END IF;
 
     -- 1. Lock the streams that exist, in code-point order.
@@ -290,6 +319,7 @@ BEGIN
     END IF;
 
     -- 3. Decide every request, place the accepted events, write them, answer.
+    v_base := cronica_reserve_positions(cardinality(p_event_ids));
     RETURN QUERY
     WITH req AS (
         SELECT r.*, sum(r.cnt) OVER (ORDER BY r.ord) - r.cnt AS k
@@ -315,7 +345,7 @@ BEGIN
                     THEN 'stored' ELSE j.verdict END AS outcome
           FROM judged j
     ), placed AS (
-        SELECT d.*, v_base + v_seq
+        SELECT d.*, v_base
                     + sum(CASE WHEN d.outcome = 'ok' THEN d.cnt ELSE 0 END) OVER (ORDER BY d.ord)
                     AS last_pos
           FROM decided d
