@@ -52,12 +52,12 @@ _EVENT_COLUMNS = (
     "event_data, coalesce(metadata, '{}'::jsonb)"
 )
 _APPEND_SQL = (
-    "SELECT * FROM cronica_append(%s::text[], %s::text[], %s::bigint[], %s::int[], %s::int[],"
-    " %s::uuid[], %s::text[], %s::text[], %s::text[])"
+    "SELECT * FROM cronica_append(%b::text[], %b::text[], %b::bigint[], %b::int[], %b::int[],"
+    " %b::uuid[], %b::text[], %b::text[], %b::text[])"
 )
 _APPEND_EACH_SQL = (
-    "SELECT * FROM cronica_append_each(%s::text[], %s::text[], %s::bigint[], %s::int[],"
-    " %s::uuid[], %s::text[], %s::text[], %s::text[])"
+    "SELECT * FROM cronica_append_each(%b::text[], %b::text[], %b::bigint[], %b::int[],"
+    " %b::uuid[], %b::text[], %b::text[], %b::text[])"
 )
 _MAX_EVENTS_PER_BATCH = 10_000
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
