@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -60,6 +61,10 @@ _APPEND_EACH_SQL = (
     " %b::uuid[], %b::text[], %b::text[], %b::text[])"
 )
 _MAX_EVENTS_PER_BATCH = 10_000
+_HORIZON_SQL = (
+    "SELECT cronica_readable_bound(),"
+    " (SELECT max(position) FROM events WHERE position > %s)"
+)
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -83,7 +88,9 @@ class PostgresEventStore(EventStore):
     ``schema`` puts the tables in their own PostgreSQL schema. ``synchronous_commit=False`` is the
     opt-in weaker mode: an acknowledged append may be lost if the server crashes. Up to
     ``writers`` group-commit batches run at once, each on a connection of its own; ``pool_size``
-    connections serve reads.
+    connections serve reads. ``read_all`` returns the events committed before it was called,
+    waiting up to ``read_wait`` seconds for older transactions that are still running (see
+    ``docs/design/global-order.md``).
     """
 
     backend_name = "postgresql"
@@ -99,9 +106,11 @@ class PostgresEventStore(EventStore):
         group_commit: bool = True,
         synchronous_commit: bool = True,
         connect_timeout: float = 10.0,
+        read_wait: float = 0.5,
     ) -> None:
         super().__init__(max_event_size=max_event_size)
         self.schema = schema
+        self.read_wait = read_wait
         if not _SCHEMA_NAME.fullmatch(schema):
             raise InvalidInputError(
                 f"schema must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not {schema!r}"
@@ -323,7 +332,22 @@ class PostgresEventStore(EventStore):
         if limit is not None:
             query += " LIMIT %s"
             params.append(limit)
+        self._wait_for_horizon(after)
         return [RecordedEvent(*row) for row in self._query(query, params)]
+
+    def _wait_for_horizon(self, after: int) -> None:
+        """Wait (at most ``read_wait`` seconds) until every event committed before this call
+        is readable, so a reader sees its own appends: a transaction that started earlier and
+        is still running (usually a concurrent append, for a millisecond) holds them back."""
+        deadline = time.monotonic() + self.read_wait
+        head: int | None = None
+        while True:
+            bound, top = self._query(_HORIZON_SQL, [after])[0]
+            if head is None:
+                head = top
+            if head is None or bound > head or time.monotonic() >= deadline:
+                return
+            time.sleep(0.002)
 
     def _stream_info(self, aggregate_id: str) -> StreamInfo:
         rows = self._query(
