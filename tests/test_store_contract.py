@@ -449,3 +449,34 @@ def test_status_counts(store: EventStore) -> None:
     assert status.head_position == store.read_all()[-1].position
     assert status.readable_position == status.head_position
     assert status.waiting_on == []
+
+
+@pytest.mark.parametrize(("first", "second"), [(0, False), (1, True), ([0], [False]), ("1", 1)])
+def test_a_boolean_is_not_a_number_when_comparing_retries(
+    store: EventStore, first: Any, second: Any
+) -> None:
+    event_id = uuid.uuid4()
+    store.append("s", [NewEvent("A", {"x": first}, event_id=event_id)])
+    with pytest.raises(DuplicateEventError):
+        store.append("s", [NewEvent("A", {"x": second}, event_id=event_id)])
+
+
+def test_a_retry_with_an_equal_number_in_another_form_is_the_same_event(store: EventStore) -> None:
+    event_id = uuid.uuid4()
+    first = store.append("s", [NewEvent("A", {"x": 1, "y": [2.5]}, event_id=event_id)])
+    assert store.append("s", [NewEvent("A", {"y": [2.5], "x": 1.0}, event_id=event_id)]) == first
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb"])
+def test_lone_surrogates_are_refused_everywhere(store: EventStore, text: str) -> None:
+    with pytest.raises(InvalidAggregateIdError):
+        store.append(text, [ev()])
+    with pytest.raises(InvalidAggregateIdError):
+        store.read_stream(text)
+    with pytest.raises(InvalidEventTypeError):
+        NewEvent(text, {})
+    with pytest.raises(InvalidEventDataError):
+        NewEvent("A", {"x": text})
+    with pytest.raises(InvalidAggregateTypeError):
+        store.append("s", [ev()], aggregate_type=text)
+    assert store.read_all() == []

@@ -92,6 +92,20 @@ def apply_request(tx: AppendTransaction, request: AppendRequest, now: datetime) 
     return AppendResult(first_version, first_version + len(request.events) - 1, position)
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality as PostgreSQL's ``jsonb`` sees it: numbers compare by value (1 == 1.0), but
+    a boolean is never a number (Python's ``True == 1`` does not hold here)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
 def _replayed_result(request: AppendRequest, stored: list[StoredIdentity]) -> AppendOutcome:
     by_id = {row.event_id: row for row in stored}
     rows = []
@@ -105,8 +119,8 @@ def _replayed_result(request: AppendRequest, stored: list[StoredIdentity]) -> Ap
             return DuplicateEventError(str(event.event_id), f"in stream {row.aggregate_id!r}")
         if (
             row.event_type != event.event_type
-            or row.data != event.data
-            or row.metadata != event.metadata
+            or not same_json(row.data, event.data)
+            or not same_json(row.metadata, event.metadata)
         ):
             return DuplicateEventError(str(event.event_id), "with different content")
         rows.append(row)
