@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run the event store benchmark (all backends) in its own virtualenv, .venv-bench, created on
+# first use with cronica (editable) and eventsourcing 9.5, so the project's .venv never changes.
+#
+#   bash benchmarks/run.sh                      # full run, JSON in benchmarks/results/
+#   bash benchmarks/run.sh --quick              # smoke test; any option goes to bench_store.py
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${BENCH_VENV:-$root/.venv-bench}"
+python="${PYTHON:-python3}"
+stamp="$venv/.installed"
+
+if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade pip
+    "$venv/bin/pip" install --quiet -e "$root[postgres]" 'eventsourcing[postgres]==9.5.*'
+    touch "$stamp"
+fi
+
+# Results go to benchmarks/results/store-latest.json, unless the caller passes --json; a --quick
+# run writes store-quick.json.tmp instead (ignored by git).
+json=(--json "$root/benchmarks/results/store-latest.json")
+for arg in "$@"; do
+    case "$arg" in
+        --json | --json=*) json=() ;;
+        --quick) [[ ${#json[@]} -gt 0 ]] && json=(--json "$root/benchmarks/results/store-quick.json.tmp") ;;
+    esac
+done
+
+exec "$venv/bin/python" "$root/benchmarks/bench_store.py" --backend all "${json[@]}" "$@"
