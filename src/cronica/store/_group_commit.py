@@ -4,13 +4,15 @@ A durable commit costs a disk flush (~0.2-0.3 ms here) whatever it carries, so a
 tops out at a few thousand commits per second. When several threads append at once, the first
 to arrive becomes the *leader*: it takes every request queued so far, runs them as one batch in
 one transaction, hands each caller its own outcome, and passes leadership to the next waiting
-caller, if any. Nobody waits for a timer: an idle store commits a lone append at once, and a
-busy store batches exactly as many requests as arrived during the previous commit.
+caller, if any. An idle store commits a lone append at once; a busy store batches what arrived
+during the previous commit, and after a shared batch the next leader waits a fraction of a
+millisecond so the callers just answered can join it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -46,11 +48,14 @@ class GroupCommitter(Generic[Request, Outcome]):
         max_batch: int = 256,
         max_weight: int = 10_000,
         max_inflight: int = 1,
+        gather_delay: float = 0.0002,
     ) -> None:
         self._execute = execute
         self._max_batch = max_batch
         self._max_weight = max_weight
         self._max_inflight = max_inflight
+        self._gather_delay = gather_delay
+        self._last_size = 0
         self._lock = threading.Lock()
         self._queue: list[_Slot[Request, Outcome]] = []
         self._leaders = 0
@@ -102,8 +107,13 @@ class GroupCommitter(Generic[Request, Outcome]):
         return batch
 
     def _lead(self) -> None:
+        if self._last_size > 1 and len(self._queue) < self._last_size:
+            # The callers of the last batch are about to append again: a moment's wait lets
+            # them join this batch instead of the next (a lone writer never waits).
+            time.sleep(self._gather_delay)
         with self._lock:
             batch = self._take_batch()
+            self._last_size = len(batch)
         if batch:
             try:
                 outcomes = self._execute([s.request for s in batch])
