@@ -69,23 +69,37 @@ def expectation_holds(expected: ExpectedVersion, current: int | None) -> bool:
     return expected == (current or 0)
 
 
-def apply_request(tx: AppendTransaction, request: AppendRequest, now: datetime) -> AppendOutcome:
-    """Steps 1 to 3 for one request; returns the result or the error, never raises them."""
-    ids = [event.event_id for event in request.events]
-    stored = tx.find_events(ids)
-    if stored:
-        return _replayed_result(request, stored)
+def apply_request(
+    tx: AppendTransaction, request: AppendRequest, now: datetime, *, optimistic: bool = False
+) -> AppendOutcome:
+    """Steps 1 to 3 for one request; returns the result or the error, never raises them.
+
+    ``optimistic`` skips step 1 unless the request fails step 2: the caller relies on the
+    database's unique event id to refuse a stored id on write, and must then roll back and run
+    the request again without ``optimistic``.
+    """
+    if not optimistic:
+        stored = tx.find_events([event.event_id for event in request.events])
+        if stored:
+            return _replayed_result(request, stored)
     head = tx.stream_head(request.aggregate_id)
     current = None if head is None else head[0]
     if head is not None and head[2] > now:
         now = head[2]  # a stream's timestamps never go back, even if the clock does
-    if not expectation_holds(request.expected, current):
-        return ConcurrencyError(request.aggregate_id, request.expected, current or 0)
+    failure: AppendOutcome | None = None
     stream_type = head[1] if head is not None else None
-    if stream_type is not None and request.aggregate_type not in (None, stream_type):
-        return AggregateTypeMismatchError(
+    if not expectation_holds(request.expected, current):
+        failure = ConcurrencyError(request.aggregate_id, request.expected, current or 0)
+    elif stream_type is not None and request.aggregate_type not in (None, stream_type):
+        failure = AggregateTypeMismatchError(
             request.aggregate_id, str(request.aggregate_type), stream_type
         )
+    if failure is not None:
+        if optimistic:  # a failed retry of a written batch answers with the original result
+            stored = tx.find_events([event.event_id for event in request.events])
+            if stored:
+                return _replayed_result(request, stored)
+        return failure
     aggregate_type = stream_type or request.aggregate_type or DEFAULT_AGGREGATE_TYPE
     first_version = (current or 0) + 1
     position = tx.write(request, first_version, aggregate_type, now)

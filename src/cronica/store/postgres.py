@@ -62,8 +62,7 @@ _APPEND_EACH_SQL = (
 )
 _MAX_EVENTS_PER_BATCH = 10_000
 _HORIZON_SQL = (
-    "SELECT cronica_readable_bound(),"
-    " (SELECT max(position) FROM events WHERE position > %s)"
+    "SELECT cronica_readable_bound(), (SELECT max(position) FROM events WHERE position > %s)"
 )
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 

@@ -185,6 +185,16 @@ class SQLiteEventStore(EventStore):
         if self._closed:
             raise StoreError("the store is closed")
         with self._writer_lock:
+            if len(requests) == 1:
+                # Alone, a request may skip the event-id lookup: a stored id fails the unique
+                # index on write, rolls the transaction back, and the request runs again below.
+                try:
+                    return self._run_transaction(requests, optimistic=True)
+                except sqlite3.IntegrityError as exc:
+                    if "event_id" not in str(exc):
+                        return [_translate(exc)]
+                except sqlite3.Error as exc:
+                    return [_translate(exc)]
             try:
                 return self._run_transaction(requests)
             except sqlite3.Error as exc:
@@ -199,13 +209,17 @@ class SQLiteEventStore(EventStore):
                     outcomes.append(_translate(exc))
             return outcomes
 
-    def _run_transaction(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+    def _run_transaction(
+        self, requests: Sequence[AppendRequest], *, optimistic: bool = False
+    ) -> list[AppendOutcome]:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
             tx = _SQLiteTransaction(conn)
             now = datetime.now(UTC)
-            outcomes = [apply_request(tx, request, now) for request in requests]
+            outcomes = [
+                apply_request(tx, request, now, optimistic=optimistic) for request in requests
+            ]
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
