@@ -480,3 +480,17 @@ def test_lone_surrogates_are_refused_everywhere(store: EventStore, text: str) ->
     with pytest.raises(InvalidAggregateTypeError):
         store.append("s", [ev()], aggregate_type=text)
     assert store.read_all() == []
+
+
+def test_huge_numbers_read_as_no_bound_and_never_reach_the_driver(store: EventStore) -> None:
+    store.append("s", [ev(), ev()])
+    huge = 2**64
+    assert store.read_stream("s", from_version=huge) == []
+    assert len(store.read_stream("s", to_version=huge, limit=huge)) == 2
+    assert store.read_all(after=huge) == []
+    assert len(store.read_all(limit=huge)) == 2
+    assert len(store.list_streams(limit=huge)) == 1
+    with pytest.raises(InvalidExpectedVersionError):
+        store.append("s", [ev()], huge)
+    with pytest.raises(InvalidExpectedVersionError):
+        store.append("s", [ev()], 2**31)

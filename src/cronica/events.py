@@ -48,6 +48,12 @@ ANY: Final = StreamState.ANY
 NO_STREAM: Final = StreamState.NO_STREAM
 EXISTS: Final = StreamState.EXISTS
 
+MAX_VERSION: Final = 2**31 - 1
+"""The largest stream version (the seed's ``event_version INT``)."""
+
+MAX_POSITION: Final = 2**63 - 1
+"""The largest global position (a 64-bit integer)."""
+
 ExpectedVersion = int | StreamState
 """An exact version (0 means "no stream yet"), or a :class:`StreamState`."""
 
@@ -66,6 +72,10 @@ def check_expected_version(expected: object) -> ExpectedVersion:
         if expected < 0:
             raise InvalidExpectedVersionError(
                 f"expected version must be >= 0, 'any', 'no_stream' or 'exists', not {expected}"
+            )
+        if expected > MAX_VERSION:
+            raise InvalidExpectedVersionError(
+                f"expected version {expected} is over the largest stream version {MAX_VERSION}"
             )
         return expected
     if isinstance(expected, str):

@@ -18,6 +18,8 @@ from cronica._validation import check_aggregate_id, check_aggregate_type, check_
 from cronica.errors import CronicaError, EventTooLargeError, InvalidInputError, InvalidReadError
 from cronica.events import (
     ANY,
+    MAX_POSITION,
+    MAX_VERSION,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -198,6 +200,11 @@ class EventStore(abc.ABC):
             raise InvalidReadError("as_of must be a timezone-aware datetime")
         if limit == 0 or (to_version is not None and to_version < from_version):
             return []
+        if from_version > MAX_VERSION:
+            return []
+        # Beyond what a database integer holds, a bound is the same as no bound.
+        to_version = None if to_version is not None and to_version >= MAX_VERSION else to_version
+        limit = None if limit is not None and limit >= MAX_POSITION else limit
         return self._read_stream(aggregate_id, from_version, to_version, as_of, backward, limit)
 
     @abc.abstractmethod
@@ -229,8 +236,9 @@ class EventStore(abc.ABC):
         _check_limit(limit)
         types = _check_names(event_types, check_event_type, "event_types")
         agg_types = _check_names(aggregate_types, check_aggregate_type, "aggregate_types")
-        if limit == 0 or types == () or agg_types == ():
+        if limit == 0 or types == () or agg_types == () or after >= MAX_POSITION:
             return []
+        limit = None if limit is not None and limit >= MAX_POSITION else limit
         return self._read_all(after, limit, types, agg_types)
 
     @abc.abstractmethod
@@ -259,6 +267,7 @@ class EventStore(abc.ABC):
         if after is not None and not isinstance(after, str):
             raise InvalidReadError("after must be an aggregate id (a string)")
         _check_limit(limit)
+        limit = min(limit, MAX_POSITION)
         return self._list_streams(aggregate_type, after, limit)
 
     @abc.abstractmethod
