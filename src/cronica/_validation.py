@@ -35,12 +35,12 @@ def check_aggregate_id(aggregate_id: Any) -> str:
         raise InvalidAggregateIdError(
             f"aggregate id must not contain control characters: {aggregate_id!r}"
         )
-    if not _encodes(aggregate_id):
+    if not encodes(aggregate_id):
         raise InvalidAggregateIdError(f"aggregate id is not valid Unicode text: {aggregate_id!r}")
     return aggregate_id
 
 
-def _encodes(text: str) -> bool:
+def encodes(text: str) -> bool:
     """Whether ``text`` is storable: lone surrogates (``"\\ud800"``) have no UTF-8 form."""
     try:
         text.encode()
@@ -60,7 +60,7 @@ def _check_type_name(
         raise error(f"{what} is {len(value)} characters, over the limit of {MAX_TYPE_LENGTH}")
     if _CONTROL.search(value):
         raise error(f"{what} must not contain control characters: {value!r}")
-    if not _encodes(value):
+    if not encodes(value):
         raise error(f"{what} is not valid Unicode text: {value!r}")
     return value
 

@@ -81,7 +81,7 @@ class AsyncEventStore:
         return await self._run(self.store.stream_info, aggregate_id)
 
     async def list_streams(
-        self, aggregate_type: str | None = None, after: str | None = None, limit: int = 100
+        self, aggregate_type: str | None = None, after: str | None = None, limit: int | None = 100
     ) -> list[StreamInfo]:
         """See :meth:`EventStore.list_streams`."""
         return await self._run(self.store.list_streams, aggregate_type, after, limit)

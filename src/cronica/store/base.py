@@ -14,7 +14,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from cronica._validation import check_aggregate_id, check_aggregate_type, check_event_type
+from cronica._validation import (
+    check_aggregate_id,
+    check_aggregate_type,
+    check_event_type,
+    encodes,
+)
 from cronica.errors import CronicaError, EventTooLargeError, InvalidInputError, InvalidReadError
 from cronica.events import (
     ANY,
@@ -259,15 +264,16 @@ class EventStore(abc.ABC):
     def _stream_info(self, aggregate_id: str) -> StreamInfo: ...
 
     def list_streams(
-        self, aggregate_type: str | None = None, after: str | None = None, limit: int = 100
+        self, aggregate_type: str | None = None, after: str | None = None, limit: int | None = 100
     ) -> list[StreamInfo]:
-        """Streams ordered by aggregate id, after the id ``after`` (a cursor), at most ``limit``."""
+        """Streams ordered by aggregate id, after the id ``after`` (a cursor), at most ``limit``
+        (None: all)."""
         if aggregate_type is not None:
             check_aggregate_type(aggregate_type)
-        if after is not None and not isinstance(after, str):
+        if after is not None and not (isinstance(after, str) and encodes(after)):
             raise InvalidReadError("after must be an aggregate id (a string)")
         _check_limit(limit)
-        limit = min(limit, MAX_POSITION)
+        limit = MAX_POSITION if limit is None else min(limit, MAX_POSITION)
         return self._list_streams(aggregate_type, after, limit)
 
     @abc.abstractmethod

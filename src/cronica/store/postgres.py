@@ -178,20 +178,24 @@ class PostgresEventStore(EventStore):
                 self._writers.put(conn)
 
     def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        # Sorted by aggregate id (stable, so one stream's requests keep their order): every
-        # batch locks stream rows in the same order, so concurrent batches cannot deadlock.
-        # A call names each stream at most once: the n-th request of every stream goes in
-        # round n, and rounds run one after the other.
-        order = sorted(range(len(requests)), key=lambda index: requests[index].aggregate_id)
+        # A call names each stream and each event id at most once: a request that shares
+        # either with an earlier one goes in a later round, and rounds run one after the
+        # other, so it sees what the earlier one wrote.
         rounds: list[list[int]] = []
-        seen: dict[str, int] = {}
-        for index in order:
-            aggregate_id = requests[index].aggregate_id
-            round_number = seen.get(aggregate_id, 0)
-            seen[aggregate_id] = round_number + 1
+        next_round: dict[object, int] = {}
+        for index, request in enumerate(requests):
+            keys: list[object] = [request.aggregate_id]
+            keys.extend(event.event_id for event in request.events)
+            round_number = max(next_round.get(key, 0) for key in keys)
+            for key in keys:
+                next_round[key] = round_number + 1
             if round_number == len(rounds):
                 rounds.append([])
             rounds[round_number].append(index)
+        # Within a round, by aggregate id: every batch locks stream rows in the same order, so
+        # concurrent batches cannot deadlock.
+        for indexes in rounds:
+            indexes.sort(key=lambda index: requests[index].aggregate_id)
         outcomes: list[AppendOutcome] = [None] * len(requests)  # type: ignore[list-item]
         for indexes in rounds:
             done = self._append_sorted([requests[index] for index in indexes])
