@@ -26,7 +26,8 @@ class _Slot(Generic[Request, Outcome]):
     def __init__(self, request: Request, weight: int) -> None:
         self.request = request
         self.weight = weight
-        self.wake = threading.Event()
+        # Made only for a caller that has to wait: a lone writer never needs one.
+        self.wake: threading.Event | None = None
         self.done = False
         self.promoted = False
         self.outcome: Outcome | None = None
@@ -72,6 +73,8 @@ class GroupCommitter(Generic[Request, Outcome]):
             lead = self._leaders < self._max_inflight
             if lead:
                 self._leaders += 1
+            else:
+                slot.wake = threading.Event()
         while True:
             if lead:
                 # Leadership must always be passed on, even if another leader already took
@@ -80,7 +83,11 @@ class GroupCommitter(Generic[Request, Outcome]):
                 lead = False
             if slot.done:
                 break
-            slot.wake.wait()
+            if slot.wake is None:  # look at the flags once more after publishing the event
+                with self._lock:
+                    slot.wake = threading.Event()
+            else:
+                slot.wake.wait()
             with self._lock:
                 slot.wake.clear()
                 if slot.promoted:
@@ -131,7 +138,8 @@ class GroupCommitter(Generic[Request, Outcome]):
                 self._leaders -= 1
             else:
                 successor.promoted = True
-        if successor is not None:
+        if successor is not None and successor.wake is not None:
             successor.wake.set()
         for waiter in batch:
-            waiter.wake.set()
+            if waiter.wake is not None:
+                waiter.wake.set()
