@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from cronica._validation import (
     check_aggregate_id,
@@ -307,10 +307,11 @@ def _check_limit(limit: int | None) -> None:
         raise InvalidReadError(f"limit must be an integer >= 0 or None, not {limit!r}")
 
 
-def _check_names(names: Sequence[str] | None, check: object, what: str) -> tuple[str, ...] | None:
+def _check_names(
+    names: Sequence[str] | None, check: Callable[[Any], str], what: str
+) -> tuple[str, ...] | None:
     if names is None:
         return None
     if isinstance(names, str):
         raise InvalidReadError(f"{what} must be a sequence of names, not a single string")
-    assert callable(check)
     return tuple(check(name) for name in names)
