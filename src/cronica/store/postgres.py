@@ -56,6 +56,7 @@ _APPEND_SQL = (
     "SELECT * FROM cronica_append(%b::text[], %b::text[], %b::bigint[], %b::int[], %b::int[],"
     " %b::uuid[], %b::text[], %b::text[], %b::text[])"
 )
+_APPEND_ONE_SQL = "SELECT * FROM cronica_append_one(%b, %b, %b, %b, %b, %b, %b)"
 _APPEND_EACH_SQL = (
     "SELECT * FROM cronica_append_each(%b::text[], %b::text[], %b::bigint[], %b::int[],"
     " %b::uuid[], %b::text[], %b::text[], %b::text[])"
@@ -232,6 +233,8 @@ class PostgresEventStore(EventStore):
         return outcomes
 
     def _call_append(self, requests: Sequence[AppendRequest], *, each: bool) -> list[AppendOutcome]:
+        if not each and len(requests) == 1 and len(requests[0].events) == 1:
+            return [self._call_append_one(requests[0])]
         ids: list[str] = []
         types: list[str | None] = []
         expected: list[int] = []
@@ -275,6 +278,24 @@ class PostgresEventStore(EventStore):
                     ),
                 ).fetchall()
         return [_outcome(request, row) for request, row in zip(requests, rows, strict=True)]
+
+    def _call_append_one(self, request: AppendRequest) -> AppendOutcome:
+        """One event to one stream: scalar parameters cost a fraction of nine arrays."""
+        event = request.events[0]
+        exp = request.expected
+        params = (
+            request.aggregate_id,
+            request.aggregate_type,
+            exp if isinstance(exp, int) else _EXPECTED_CODES[exp],
+            event.event_id,
+            event.event_type,
+            event.data_json.decode(),
+            event.metadata_json.decode(),
+        )
+        with self._writer() as conn:
+            row = conn.execute(_APPEND_ONE_SQL, params).fetchone()
+        assert row is not None
+        return _outcome(request, row)
 
     # -- reading -----------------------------------------------------------------------------
 

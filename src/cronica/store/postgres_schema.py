@@ -373,6 +373,47 @@ BEGIN
 END
 $fn$;
 ALTER FUNCTION cronica_append SET plan_cache_mode = force_generic_plan;
+
+-- One event to one stream, with plain parameters (the client sends scalars, not arrays):
+-- the common single append. Same answer row as cronica_append, which it defers to for
+-- anything but an existing stream whose expectation holds.
+CREATE FUNCTION cronica_append_one(
+    p_aggregate_id text, p_aggregate_type text, p_expected bigint, p_event_id uuid,
+    p_event_type text, p_data text, p_metadata text,
+    OUT status text, OUT from_version int, OUT to_version int, OUT last_position bigint,
+    OUT actual_version int, OUT actual_type text, OUT detail_event_id uuid, OUT detail text)
+RETURNS SETOF record LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_base bigint;
+    v_now timestamptz;
+BEGIN
+    IF p_expected <> -2 THEN
+        UPDATE cronica_streams s
+           SET version = s.version + 1, updated_at = greatest(clock_timestamp(), s.updated_at)
+         WHERE s.aggregate_id = p_aggregate_id
+           AND (p_expected IN (-1, -3) OR s.version = p_expected)
+           AND (p_aggregate_type IS NULL OR s.aggregate_type = p_aggregate_type)
+        RETURNING s.version, s.aggregate_type, s.updated_at INTO to_version, actual_type, v_now;
+        IF FOUND THEN
+            v_base := cronica_reserve_positions(1);
+            INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,
+                                event_version, event_data, metadata, timestamp, position)
+            VALUES (p_event_id, p_aggregate_id, actual_type, p_event_type, to_version,
+                    p_data::jsonb, p_metadata::jsonb, v_now, v_base + 1);
+            status := 'ok';
+            from_version := to_version;
+            last_position := v_base + 1;
+            actual_type := NULL;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM cronica_append(ARRAY[p_aggregate_id], ARRAY[p_aggregate_type],
+        ARRAY[p_expected], ARRAY[1], ARRAY[1], ARRAY[p_event_id], ARRAY[p_event_type],
+        ARRAY[p_data], ARRAY[p_metadata]);
+END
+$fn$;
+ALTER FUNCTION cronica_append_one SET plan_cache_mode = force_generic_plan;
 """,
 }
 
