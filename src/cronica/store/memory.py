@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from cronica.errors import StreamNotFoundError
 from cronica.events import RecordedEvent, StreamInfo
 from cronica.store._append_logic import StoredIdentity, apply_request
-from cronica.store.base import AppendOutcome, AppendRequest, EventStore, StoreStatus
+from cronica.store.base import (
+    DEFAULT_MAX_EVENT_SIZE,
+    AppendOutcome,
+    AppendRequest,
+    EventStore,
+    StoreStatus,
+)
 
 
 class _Stream:
@@ -37,8 +43,8 @@ class MemoryEventStore(EventStore):
 
     backend_name = "memory"
 
-    def __init__(self, *, max_event_size: int | None = None) -> None:
-        super().__init__(**({} if max_event_size is None else {"max_event_size": max_event_size}))
+    def __init__(self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        super().__init__(max_event_size=max_event_size)
         self._lock = threading.Lock()
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, _Stream] = {}
