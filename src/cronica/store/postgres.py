@@ -179,38 +179,37 @@ class PostgresEventStore(EventStore):
                 self._writers.put(conn)
 
     def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        # A call names each stream and each event id at most once: a request that shares
-        # either with an earlier one goes in a later round, and rounds run one after the
-        # other, so it sees what the earlier one wrote.
-        rounds: list[list[int]] = []
-        next_round: dict[object, int] = {}
-        for index, request in enumerate(requests):
-            keys: list[object] = [request.aggregate_id]
-            keys.extend(event.event_id for event in request.events)
-            round_number = max(next_round.get(key, 0) for key in keys)
-            for key in keys:
-                next_round[key] = round_number + 1
-            if round_number == len(rounds):
-                rounds.append([])
-            rounds[round_number].append(index)
-        # Within a round, by aggregate id: every batch locks stream rows in the same order, so
-        # concurrent batches cannot deadlock.
-        for indexes in rounds:
-            indexes.sort(key=lambda index: requests[index].aggregate_id)
-        outcomes: list[AppendOutcome] = [None] * len(requests)  # type: ignore[list-item]
-        for indexes in rounds:
-            done = self._append_sorted([requests[index] for index in indexes])
-            for index, outcome in zip(indexes, done, strict=True):
-                outcomes[index] = outcome
+        # A call names each stream and each event id at most once, so the batch is cut into
+        # consecutive runs without a repeat; runs go one after the other, in the order the
+        # requests came, so a later request sees what an earlier one wrote. (Lock order, which
+        # keeps concurrent calls from deadlocking, is the function's business: it locks stream
+        # rows by aggregate id.)
+        outcomes: list[AppendOutcome] = []
+        run: list[AppendRequest] = []
+        seen: set[object] = set()
+        for request in requests:
+            keys: set[object] = {request.aggregate_id}
+            keys.update(event.event_id for event in request.events)
+            if not seen.isdisjoint(keys):
+                outcomes.extend(self._append_run(run))
+                run, seen = [], set()
+            run.append(request)
+            seen |= keys
+        if run:
+            outcomes.extend(self._append_run(run))
         return outcomes
 
-    def _append_sorted(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+    def _append_run(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         try:
             outcomes = self._call_append(requests, each=False)
+        except psycopg.OperationalError as exc:
+            # The server is unreachable or the connection broke: one answer for the batch
+            # (it may or may not have committed; a retry with the same event ids is safe),
+            # rather than one connection attempt per request.
+            return [_translate(exc)] * len(requests)
         except psycopg.Error:
-            # Typically an accepted request reused a stored event id (events_pkey), or the
-            # connection broke: decide request by request. Those paths check event ids first,
-            # so a batch that did commit before the connection broke is not written twice.
+            # Typically an accepted request reused a stored event id (events_pkey): decide
+            # request by request, each in a transaction of its own.
             return self._append_each_alone(requests)
         # A failed request with a stored event id may be a retry: decide it by the
         # idempotency rules.

@@ -224,8 +224,8 @@ ALTER FUNCTION cronica_append_each SET plan_cache_mode = force_generic_plan;
 -- Expected versions: -1 any, -2 no stream, -3 exists, n >= 0 exactly n. A failed request writes
 -- nothing. Set-based: a handful of statements per batch, whatever its size.
 -- Callers must:
--- * pass each stream at most once per call, sorted by aggregate id (code-point order), so every
---   batch takes its row locks in that order and concurrent batches cannot deadlock;
+-- * pass each stream and each event id at most once per call (the function itself takes its
+--   row locks in aggregate-id order, so concurrent batches do not deadlock);
 -- * give p_event_req, the (1-based) request of each event;
 -- * re-run with cronica_append_each the requests answered 'stored' (they failed and one of
 --   their event ids is already stored: a retry, decided by the idempotency rules), and the whole
