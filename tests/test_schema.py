@@ -46,7 +46,7 @@ def test_sqlite_migrations_are_safe_from_many_openers_at_once(tmp_path: Path) ->
     for store in stores:
         store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM cronica_schema").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM cronica_schema").fetchall() == [(1,), (2,)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -60,7 +60,7 @@ def test_postgres_migrations_are_safe_from_many_openers_at_once(pg_schema: str) 
         store.close()
     with psycopg.connect(POSTGRES_URL) as conn:
         rows = conn.execute(f"SELECT version FROM {pg_schema}.cronica_schema").fetchall()
-    assert rows == [(1,)]
+    assert rows == [(1,), (2,)]
 
 
 def test_a_newer_schema_than_known_is_refused(tmp_path: Path, pg_schema: str) -> None:

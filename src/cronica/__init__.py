@@ -6,7 +6,9 @@
 1
 """
 
+from cronica.aggregates import Aggregate
 from cronica.aio import AsyncEventStore, connect_async
+from cronica.audit import Audit, audit_context, current_audit
 from cronica.cloudevents import from_cloudevent, recorded_from_cloudevent, to_cloudevent
 from cronica.connect import DEFAULT_STORE_URL, connect
 from cronica.errors import (
@@ -24,10 +26,14 @@ from cronica.errors import (
     InvalidInputError,
     InvalidReadError,
     InvalidURLError,
+    InvariantError,
     StoreError,
     StoreUnavailableError,
     StreamNotFoundError,
+    UnknownEventTypeError,
+    UpcastingError,
 )
+from cronica.event_types import DomainEvent, EventNameWarning, EventRegistry
 from cronica.events import (
     ANY,
     EXISTS,
@@ -39,7 +45,10 @@ from cronica.events import (
     StreamInfo,
     StreamState,
 )
+from cronica.repository import CommandResult, Repository
+from cronica.snapshots import MemorySnapshotStore, Snapshot, SnapshotStore
 from cronica.store import EventStore, HorizonHolder, MemoryEventStore, SQLiteEventStore, StoreStatus
+from cronica.upcasting import Upcasters
 
 __version__ = "0.1.0"
 
@@ -48,13 +57,19 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "EXISTS",
     "NO_STREAM",
+    "Aggregate",
     "AggregateTypeMismatchError",
     "AppendOnlyViolationError",
     "AppendResult",
     "AsyncEventStore",
+    "Audit",
+    "CommandResult",
     "ConcurrencyError",
     "CronicaError",
+    "DomainEvent",
     "DuplicateEventError",
+    "EventNameWarning",
+    "EventRegistry",
     "EventStore",
     "EventTooLargeError",
     "ExpectedVersion",
@@ -67,18 +82,28 @@ __all__ = [
     "InvalidInputError",
     "InvalidReadError",
     "InvalidURLError",
+    "InvariantError",
     "MemoryEventStore",
+    "MemorySnapshotStore",
     "NewEvent",
     "RecordedEvent",
+    "Repository",
     "SQLiteEventStore",
+    "Snapshot",
+    "SnapshotStore",
     "StoreError",
     "StoreStatus",
     "StoreUnavailableError",
     "StreamInfo",
     "StreamNotFoundError",
     "StreamState",
+    "UnknownEventTypeError",
+    "Upcasters",
+    "UpcastingError",
+    "audit_context",
     "connect",
     "connect_async",
+    "current_audit",
     "from_cloudevent",
     "recorded_from_cloudevent",
     "to_cloudevent",

@@ -11,12 +11,15 @@
     │   ├── EventTooLargeError
     │   ├── InvalidExpectedVersionError
     │   ├── InvalidReadError           a read's range or limit is out of bounds
-    │   └── InvalidURLError
+    │   ├── InvalidURLError
+    │   ├── UnknownEventTypeError      no event class is registered under that name
+    │   └── UpcastingError             an upcaster chain has a gap or a doubled step
     ├── ConcurrencyError               the expected version did not hold (stream, expected, actual)
     ├── DuplicateEventError            an event id reused with different content or place
     ├── AggregateTypeMismatchError     appending with another aggregate type than the stream's
     ├── StreamNotFoundError
     ├── AppendOnlyViolationError       something tried to UPDATE or DELETE stored events
+    ├── InvariantError                 a command broke a rule of the domain (nothing recorded)
     └── StoreError                     the backend failed (connection lost, disk full, ...)
         └── StoreUnavailableError      the backend cannot be reached
 
@@ -74,6 +77,23 @@ class InvalidURLError(InvalidInputError):
     """A store URL cannot be understood."""
 
 
+class UnknownEventTypeError(InvalidInputError, LookupError):
+    """No event class is registered under this type name."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"no event class is registered for event type {event_type!r}")
+        self.event_type = event_type
+
+
+class UpcastingError(InvalidInputError):
+    """An upcaster chain is broken: a gap, two upcasters for one step, or an event older than
+    the chain reaches."""
+
+    def __init__(self, event_type: str, message: str) -> None:
+        super().__init__(f"{event_type}: {message}")
+        self.event_type = event_type
+
+
 class ConcurrencyError(CronicaError):
     """The stream's version did not match the expected version; nothing was written."""
 
@@ -115,6 +135,11 @@ class StreamNotFoundError(CronicaError, LookupError):
 
 class AppendOnlyViolationError(CronicaError):
     """Stored events were about to be updated or deleted; the database refused."""
+
+
+class InvariantError(CronicaError):
+    """A command would break a rule of the domain (a negative balance, shipping an unpaid
+    order); the aggregate recorded nothing. Domain code raises it or a subclass."""
 
 
 class StoreError(CronicaError):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from cronica._validation import (
     check_aggregate_id,
@@ -32,6 +32,10 @@ from cronica.events import (
     StreamInfo,
     check_expected_version,
 )
+
+if TYPE_CHECKING:
+    from cronica.snapshots.base import SnapshotStore
+    from cronica.upcasting import Upcasters
 
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 """Default limit on an event's serialised data plus metadata, in bytes (1 MiB)."""
@@ -99,10 +103,30 @@ class EventStore(abc.ABC):
 
     backend_name: str = "abstract"
 
-    def __init__(self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+    def __init__(
+        self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE, upcasters: Upcasters | None = None
+    ) -> None:
         if max_event_size <= 0:
             raise InvalidInputError("max_event_size must be positive")
         self.max_event_size = max_event_size
+        self.upcasters = upcasters
+
+    @property
+    def upcasters(self) -> Upcasters | None:
+        """The upcaster chains every read applies (``read_stream``, ``read_all``), or None.
+
+        Setting it checks the chains (``UpcastingError`` for a gap)."""
+        return self._upcasters
+
+    @upcasters.setter
+    def upcasters(self, upcasters: Upcasters | None) -> None:
+        if upcasters is not None:
+            upcasters.check()
+        self._upcasters = upcasters if upcasters else None
+
+    def snapshot_store(self) -> SnapshotStore:
+        """A snapshot store in the same database, apart from the events."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no snapshots")
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -210,7 +234,8 @@ class EventStore(abc.ABC):
         # Beyond what a database integer holds, a bound is the same as no bound.
         to_version = None if to_version is not None and to_version >= MAX_VERSION else to_version
         limit = None if limit is not None and limit >= MAX_POSITION else limit
-        return self._read_stream(aggregate_id, from_version, to_version, as_of, backward, limit)
+        events = self._read_stream(aggregate_id, from_version, to_version, as_of, backward, limit)
+        return events if self._upcasters is None else self._upcasters.upcast_all(events)
 
     @abc.abstractmethod
     def _read_stream(
@@ -244,7 +269,8 @@ class EventStore(abc.ABC):
         if limit == 0 or types == () or agg_types == () or after >= MAX_POSITION:
             return []
         limit = None if limit is not None and limit >= MAX_POSITION else limit
-        return self._read_all(after, limit, types, agg_types)
+        events = self._read_all(after, limit, types, agg_types)
+        return events if self._upcasters is None else self._upcasters.upcast_all(events)
 
     @abc.abstractmethod
     def _read_all(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from cronica.errors import StreamNotFoundError
 from cronica.events import RecordedEvent, StreamInfo
+from cronica.snapshots.memory import MemorySnapshotStore
 from cronica.store._append_logic import StoredIdentity, apply_request
 from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -18,6 +19,7 @@ from cronica.store.base import (
     EventStore,
     StoreStatus,
 )
+from cronica.upcasting import Upcasters
 
 
 class _Stream:
@@ -43,8 +45,11 @@ class MemoryEventStore(EventStore):
 
     backend_name = "memory"
 
-    def __init__(self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
-        super().__init__(max_event_size=max_event_size)
+    def __init__(
+        self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE, upcasters: Upcasters | None = None
+    ) -> None:
+        super().__init__(max_event_size=max_event_size, upcasters=upcasters)
+        self._snapshots: MemorySnapshotStore | None = None
         self._lock = threading.Lock()
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, _Stream] = {}
@@ -162,6 +167,12 @@ class MemoryEventStore(EventStore):
             ]
         infos.sort(key=lambda info: info.aggregate_id)
         return infos[:limit]
+
+    def snapshot_store(self) -> MemorySnapshotStore:
+        with self._lock:
+            if self._snapshots is None:
+                self._snapshots = MemorySnapshotStore()
+            return self._snapshots
 
     def status(self) -> StoreStatus:
         with self._lock:

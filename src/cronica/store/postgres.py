@@ -36,6 +36,7 @@ from cronica.errors import (
     StreamNotFoundError,
 )
 from cronica.events import ANY, EXISTS, NO_STREAM, AppendResult, RecordedEvent, StreamInfo
+from cronica.snapshots.postgres import PostgresSnapshotStore
 from cronica.store._group_commit import GroupCommitter
 from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -46,6 +47,7 @@ from cronica.store.base import (
     StoreStatus,
 )
 from cronica.store.postgres_schema import SCHEMA_VERSION, migrate
+from cronica.upcasting import Upcasters
 
 _EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, EXISTS: -3}
 _EVENT_COLUMNS = (
@@ -107,8 +109,9 @@ class PostgresEventStore(EventStore):
         synchronous_commit: bool = True,
         connect_timeout: float = 10.0,
         read_wait: float = 0.5,
+        upcasters: Upcasters | None = None,
     ) -> None:
-        super().__init__(max_event_size=max_event_size)
+        super().__init__(max_event_size=max_event_size, upcasters=upcasters)
         self.schema = schema
         self.read_wait = read_wait
         if not _SCHEMA_NAME.fullmatch(schema):
@@ -295,6 +298,10 @@ class PostgresEventStore(EventStore):
             row = conn.execute(_APPEND_ONE_SQL, params).fetchone()
         assert row is not None
         return _outcome(request, row)
+
+    def snapshot_store(self) -> PostgresSnapshotStore:
+        """Snapshots in this store's schema, through its read pool."""
+        return PostgresSnapshotStore(self._pool.connection)
 
     # -- reading -----------------------------------------------------------------------------
 

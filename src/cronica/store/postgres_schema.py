@@ -17,7 +17,7 @@ from typing import Any
 
 from cronica.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 POSITION_SHIFT = 20
 """Low bits of a position that number the events within one transaction."""
@@ -414,6 +414,18 @@ BEGIN
 END
 $fn$;
 ALTER FUNCTION cronica_append_one SET plan_cache_mode = force_generic_plan;
+""",
+    # Snapshots: a cache of aggregate state, one row per aggregate, apart from the events.
+    2: r"""
+CREATE TABLE cronica_snapshots (
+    aggregate_id    VARCHAR(255) PRIMARY KEY,
+    aggregate_type  VARCHAR(100) NOT NULL,
+    version         INT NOT NULL,
+    schema_version  INT NOT NULL,
+    state           JSONB NOT NULL,
+    event_timestamp TIMESTAMPTZ NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 """,
 }
 

@@ -32,6 +32,7 @@ from cronica.errors import (
     StreamNotFoundError,
 )
 from cronica.events import RecordedEvent, StreamInfo
+from cronica.snapshots.sqlite import SQLiteSnapshotStore
 from cronica.store._append_logic import StoredIdentity, apply_request
 from cronica.store._group_commit import GroupCommitter
 from cronica.store.base import (
@@ -42,6 +43,7 @@ from cronica.store.base import (
     StoreStatus,
 )
 from cronica.store.sqlite_schema import SCHEMA_VERSION, migrate
+from cronica.upcasting import Upcasters
 
 _ID_CHUNK = 500
 _INSERT_EVENT = (
@@ -113,8 +115,9 @@ class SQLiteEventStore(EventStore):
         synchronous: Literal["full", "normal"] = "full",
         group_commit: bool = True,
         busy_timeout_ms: int = 30_000,
+        upcasters: Upcasters | None = None,
     ) -> None:
-        super().__init__(max_event_size=max_event_size)
+        super().__init__(max_event_size=max_event_size, upcasters=upcasters)
         self.path = Path(path)
         self._synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
         self._busy_timeout_ms = busy_timeout_ms
@@ -131,6 +134,10 @@ class SQLiteEventStore(EventStore):
         self._committer: GroupCommitter[AppendRequest, AppendOutcome] | None = (
             GroupCommitter(self._append_batch) if group_commit else None
         )
+
+    def snapshot_store(self) -> SQLiteSnapshotStore:
+        """Snapshots in this store's file, on a connection of their own (close it when done)."""
+        return SQLiteSnapshotStore(self.path, busy_timeout_ms=self._busy_timeout_ms)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)

@@ -10,7 +10,7 @@ import sqlite3
 
 from cronica.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -38,6 +38,18 @@ _MIGRATIONS: dict[int, str] = {
     BEGIN SELECT RAISE(ABORT, 'cronica: events are append-only; UPDATE refused'); END;
     CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'cronica: events are append-only; DELETE refused'); END;
+    """,
+    # Snapshots: a cache of aggregate state, one row per aggregate, apart from the events.
+    2: """
+    CREATE TABLE cronica_snapshots (
+        aggregate_id    TEXT PRIMARY KEY,
+        aggregate_type  TEXT NOT NULL,
+        version         INTEGER NOT NULL,
+        schema_version  INTEGER NOT NULL,
+        state           TEXT NOT NULL,
+        event_timestamp TEXT NOT NULL,
+        created_at      TEXT NOT NULL
+    ) WITHOUT ROWID;
     """,
 }
 

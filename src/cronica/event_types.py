@@ -1,0 +1,303 @@
+"""Typed event payloads: a registry from event type names to Python classes, both ways.
+
+An event type is a class (a pydantic model or a dataclass) registered under a name and a schema
+version. The registry turns a payload into a ``NewEvent`` (its JSON data, its type name, the
+schema version in the metadata when above 1) and a ``RecordedEvent`` back into the payload,
+with pydantic doing the conversions (``Decimal`` amounts travel as strings, never floats).
+
+>>> from dataclasses import dataclass
+>>> from decimal import Decimal
+>>> events = EventRegistry()
+>>> @events.register
+... @dataclass(frozen=True)
+... class DepositMade:
+...     amount: Decimal
+>>> events.to_new_event(DepositMade(Decimal("10.00"))).data
+{'amount': '10.00'}
+
+Event type names are facts in the past tense (``DepositMade``, never ``MakeDeposit``): an event
+records what happened; a command asks for something to happen. Registering a name that does not
+end in a past-tense word warns with :class:`EventNameWarning`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+import pydantic
+from pydantic.alias_generators import to_camel
+
+from cronica._validation import check_event_type
+from cronica.errors import InvalidEventDataError, InvalidInputError, UnknownEventTypeError
+from cronica.events import NewEvent, RecordedEvent
+from cronica.upcasting import SCHEMA_VERSION_KEY, schema_version
+
+T = TypeVar("T")
+
+
+class DomainEvent(pydantic.BaseModel):
+    """A convenient base for event payloads: frozen, camelCase on the wire.
+
+    ``transfer_id`` in Python is ``transferId`` in the event's JSON data, like the seed's
+    envelope; unknown fields in stored data are ignored (an older reader of newer events).
+    """
+
+    model_config = pydantic.ConfigDict(
+        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
+    )
+
+
+class EventNameWarning(UserWarning):
+    """An event type name that does not read as a past-tense fact."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """One registered event type: its name, its current schema version, its class."""
+
+    name: str
+    version: int
+    cls: type[Any]
+    adapter: pydantic.TypeAdapter[Any]
+
+
+class EventRegistry:
+    """Event type names <-> payload classes, with each type's current schema version."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, EventType] = {}
+        self._by_class: dict[type[Any], EventType] = {}
+
+    @overload
+    def register(self, cls: type[T], /) -> type[T]: ...
+
+    @overload
+    def register(
+        self, cls: None = None, /, *, name: str | None = None, version: int = 1
+    ) -> Callable[[type[T]], type[T]]: ...
+
+    def register(
+        self, cls: type[T] | None = None, /, *, name: str | None = None, version: int = 1
+    ) -> type[T] | Callable[[type[T]], type[T]]:
+        """Register ``cls`` under ``name`` (default: the class name) at schema ``version``.
+
+        Usable as ``@registry.register`` or ``@registry.register(version=2)``. A name or a class
+        registered twice is an ``InvalidInputError``.
+        """
+
+        def decorate(target: type[T]) -> type[T]:
+            self._add(target, name or target.__name__, version)
+            return target
+
+        return decorate if cls is None else decorate(cls)
+
+    def register_all(self, *classes: type[Any]) -> None:
+        """Register several classes under their own names at version 1."""
+        for cls in classes:
+            self._add(cls, cls.__name__, 1)
+
+    def _add(self, cls: type[Any], name: str, version: int) -> None:
+        check_event_type(name)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidInputError(f"schema version of {name} must be an integer >= 1")
+        if name in self._by_name:
+            raise InvalidInputError(f"event type {name!r} is already registered")
+        if cls in self._by_class:
+            raise InvalidInputError(f"{cls.__qualname__} is already registered as another type")
+        if not _reads_as_past_tense(name):
+            warnings.warn(
+                f"event type {name!r} does not read as a past-tense fact: events record what"
+                " happened (DepositMade), commands ask for it (MakeDeposit)",
+                EventNameWarning,
+                stacklevel=4,
+            )
+        entry = EventType(name, version, cls, pydantic.TypeAdapter(cls))
+        self._by_name[name] = entry
+        self._by_class[cls] = entry
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Any:
+        return iter(self._by_name.values())
+
+    def get(self, name: str) -> EventType:
+        """The registered type called ``name``; ``UnknownEventTypeError`` if there is none."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownEventTypeError(name) from None
+
+    def type_of(self, payload: object) -> EventType:
+        """The registration of ``payload``'s class."""
+        try:
+            return self._by_class[type(payload)]
+        except KeyError:
+            raise UnknownEventTypeError(type(payload).__qualname__) from None
+
+    def versions(self) -> dict[str, int]:
+        """Each registered type's current schema version."""
+        return {name: entry.version for name, entry in self._by_name.items()}
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def encode(self, payload: object) -> tuple[str, dict[str, Any], int]:
+        """``payload`` as (event type name, JSON-ready data, schema version)."""
+        entry = self.type_of(payload)
+        data = entry.adapter.dump_python(payload, mode="json", by_alias=True)
+        if not isinstance(data, dict):
+            raise InvalidEventDataError(f"{entry.name} does not serialise to a JSON object")
+        return entry.name, data, entry.version
+
+    def to_new_event(
+        self,
+        payload: object,
+        metadata: Mapping[str, Any] | None = None,
+        event_id: uuid.UUID | str | None = None,
+    ) -> NewEvent:
+        """A ``NewEvent`` carrying ``payload``; the schema version goes into the metadata."""
+        name, data, version = self.encode(payload)
+        meta = dict(metadata or {})
+        if version > 1:
+            meta[SCHEMA_VERSION_KEY] = version
+        return NewEvent(name, data, meta, event_id)
+
+    def decode(self, event: RecordedEvent) -> Any:
+        """The payload of a recorded event (already upcast to the current schema version).
+
+        Raises ``UnknownEventTypeError`` for an unregistered type and ``InvalidEventDataError``
+        when the data does not fit the class, naming the event.
+        """
+        entry = self.get(event.event_type)
+        stored = schema_version(event.metadata)
+        if stored != entry.version:
+            raise InvalidEventDataError(
+                f"event {event.event_id} ({event.event_type}) is at schema version {stored},"
+                f" the code reads version {entry.version}: register an upcaster"
+            )
+        try:
+            return entry.adapter.validate_python(event.data)
+        except pydantic.ValidationError as exc:
+            raise InvalidEventDataError(
+                f"event {event.event_id} ({event.event_type}) does not fit"
+                f" {entry.cls.__qualname__}: {exc.errors()[0]['msg']}"
+            ) from None
+
+
+# -- naming ------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_IRREGULAR_PAST = frozenset(
+    [
+        "made",
+        "sent",
+        "paid",
+        "done",
+        "taken",
+        "given",
+        "built",
+        "sold",
+        "bought",
+        "held",
+        "kept",
+        "left",
+        "lost",
+        "met",
+        "put",
+        "read",
+        "run",
+        "set",
+        "shut",
+        "spent",
+        "told",
+        "thought",
+        "won",
+        "written",
+        "begun",
+        "chosen",
+        "drawn",
+        "driven",
+        "eaten",
+        "fallen",
+        "forgotten",
+        "frozen",
+        "got",
+        "gotten",
+        "hidden",
+        "known",
+        "ridden",
+        "risen",
+        "seen",
+        "shaken",
+        "shown",
+        "spoken",
+        "stolen",
+        "sworn",
+        "torn",
+        "thrown",
+        "woken",
+        "worn",
+        "withdrawn",
+        "undone",
+        "split",
+        "cut",
+        "hit",
+        "quit",
+        "bid",
+        "cast",
+        "cost",
+        "hurt",
+        "let",
+        "upset",
+        "reset",
+        "broadcast",
+        "forecast",
+        "rebuilt",
+        "lent",
+        "dealt",
+        "meant",
+        "felt",
+        "found",
+        "heard",
+        "laid",
+        "led",
+        "said",
+        "sought",
+        "stood",
+        "struck",
+        "taught",
+        "understood",
+        "wound",
+        "bound",
+        "fed",
+        "fled",
+        "fought",
+        "ground",
+        "hung",
+        "slid",
+        "stuck",
+        "swung",
+        "spun",
+        "overdrawn",
+        "overpaid",
+        "prepaid",
+        "repaid",
+        "resent",
+        "rerun",
+        "rewritten",
+        "shipped",
+    ]
+)
+
+
+def _reads_as_past_tense(name: str) -> bool:
+    words = _WORD.findall(name)
+    if not words:
+        return False
+    last = words[-1].lower()
+    return last.endswith("ed") or last in _IRREGULAR_PAST

@@ -1,0 +1,257 @@
+"""The repository and command handler: load an aggregate, run a command, append its events.
+
+The seed's command handler (1.4.4) in one place: :meth:`Repository.execute` loads the aggregate
+from its events (starting from a snapshot when there is one), runs the command, and appends the
+new events with the loaded version as the expected version, so two commands racing on one
+aggregate cannot both win. The result carries the position of the last event, for
+read-your-writes on the query side.
+
+>>> import cronica
+>>> from cronica.examples.bank import BankAccount, bank_events
+>>> from decimal import Decimal
+>>> accounts = Repository(cronica.connect("memory://"), BankAccount, bank_events)
+>>> accounts.create("acc-1", lambda account: account.open("Juan")).to_version
+1
+>>> accounts.execute("acc-1", lambda account: account.deposit(Decimal("50.00"))).position
+2
+>>> accounts.load("acc-1").balance
+Decimal('50.00')
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from cronica.aggregates import Aggregate
+from cronica.audit import Audit, current_audit
+from cronica.errors import (
+    AggregateTypeMismatchError,
+    ConcurrencyError,
+    CronicaError,
+    InvalidInputError,
+    StreamNotFoundError,
+)
+from cronica.event_types import EventRegistry
+from cronica.events import NewEvent, RecordedEvent
+from cronica.snapshots.base import Snapshot, SnapshotStore
+from cronica.store.base import EventStore
+
+A = TypeVar("A", bound=Aggregate)
+Command = Callable[[A], object]
+"""A command: a function that calls the aggregate's command methods."""
+
+log = logging.getLogger("cronica.repository")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult(Generic[A]):
+    """What a command did: the versions it wrote, the last event's position (``None`` when it
+    recorded nothing), the events, and the aggregate after it."""
+
+    aggregate_id: str
+    from_version: int
+    to_version: int
+    position: int | None
+    events: tuple[NewEvent, ...]
+    aggregate: A
+
+
+class Repository(Generic[A]):
+    """Aggregates of one class in an event store.
+
+    ``snapshots`` is where snapshots go (default: the store's own snapshot table when the
+    aggregate class sets ``snapshot_every``); ``snapshot_every`` overrides the class's policy.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        aggregate_class: type[A],
+        events: EventRegistry,
+        *,
+        snapshots: SnapshotStore | None = None,
+        snapshot_every: int | None = None,
+    ) -> None:
+        self.store = store
+        self.aggregate_class = aggregate_class
+        self.events = events
+        self.snapshot_every = (
+            snapshot_every if snapshot_every is not None else aggregate_class.snapshot_every
+        )
+        if self.snapshot_every is not None and (
+            isinstance(self.snapshot_every, bool)
+            or not isinstance(self.snapshot_every, int)
+            or self.snapshot_every < 1
+        ):
+            raise InvalidInputError(f"snapshot_every must be an integer >= 1, not {snapshot_every}")
+        if snapshots is None and self.snapshot_every is not None:
+            snapshots = store.snapshot_store()
+        self.snapshots = snapshots
+        # Checked at start-up: every chain complete up to the versions the code reads.
+        if store.upcasters is not None:
+            store.upcasters.check(events)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(
+        self, aggregate_id: str, *, version: int | None = None, as_of: datetime | None = None
+    ) -> A:
+        """The aggregate now, or as it was after event ``version`` or at the moment ``as_of``.
+
+        Raises ``StreamNotFoundError`` when it has no events (or had none by then).
+        """
+        aggregate = self.aggregate_class(aggregate_id)
+        snapshot, stale = self._usable_snapshot(aggregate_id, version, as_of)
+        last: RecordedEvent | None = None
+        if snapshot is not None:
+            aggregate.restore_state(snapshot.state)
+            aggregate.version = snapshot.version
+        events = self.store.read_stream(
+            aggregate_id, from_version=aggregate.version + 1, to_version=version, as_of=as_of
+        )
+        for recorded in events:
+            self._check_type(recorded)
+            aggregate.replay(self.events.decode(recorded), recorded.version)
+        if events:
+            last = events[-1]
+        if aggregate.version == 0:
+            raise StreamNotFoundError(aggregate_id)
+        every = self.snapshot_every
+        if (
+            every is not None
+            and last is not None
+            and version is None
+            and as_of is None
+            and (stale or (snapshot is None and aggregate.version >= every))
+        ):
+            # An outdated snapshot, or a long history without one: replace it now.
+            self._take_snapshot(aggregate, last.timestamp)
+        return aggregate
+
+    def _usable_snapshot(
+        self, aggregate_id: str, version: int | None, as_of: datetime | None
+    ) -> tuple[Snapshot | None, bool]:
+        """The stored snapshot if it can start this load, and whether it is stale (to replace)."""
+        if self.snapshots is None:
+            return None, False
+        try:
+            snapshot = self.snapshots.load(aggregate_id)
+        except CronicaError as exc:  # a cache: fall back to the events
+            log.warning("snapshot of %s unreadable, loading from events: %s", aggregate_id, exc)
+            return None, False
+        if snapshot is None:
+            return None, False
+        if (
+            snapshot.schema_version != self.aggregate_class.snapshot_version
+            or snapshot.aggregate_type != self.aggregate_class.aggregate_type
+        ):
+            return None, True
+        if (version is not None and snapshot.version > version) or (
+            as_of is not None and snapshot.timestamp > as_of
+        ):
+            return None, False
+        return snapshot, False
+
+    def _check_type(self, recorded: RecordedEvent) -> None:
+        if recorded.aggregate_type != self.aggregate_class.aggregate_type:
+            raise AggregateTypeMismatchError(
+                recorded.aggregate_id, self.aggregate_class.aggregate_type, recorded.aggregate_type
+            )
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def save(self, aggregate: A, *, audit: Audit | None = None) -> CommandResult[A]:
+        """Append the aggregate's pending events, expecting the version it was loaded at.
+
+        Raises ``ConcurrencyError`` when another writer got there first; nothing is written.
+        """
+        pending = aggregate.pending_events
+        start = aggregate.stored_version
+        if not pending:
+            return CommandResult(aggregate.id, start + 1, start, None, (), aggregate)
+        metadata = (audit or Audit()).merged_over(current_audit()).metadata()
+        new_events = tuple(self.events.to_new_event(event, metadata) for event in pending)
+        result = self.store.append(
+            aggregate.id,
+            new_events,
+            expected_version=start,
+            aggregate_type=self.aggregate_class.aggregate_type,
+        )
+        aggregate.mark_saved()
+        every = self.snapshot_every
+        if every is not None and result.to_version // every > start // every:
+            self._take_snapshot(aggregate, None)
+        return CommandResult(
+            aggregate.id,
+            result.from_version,
+            result.to_version,
+            result.position,
+            new_events,
+            aggregate,
+        )
+
+    def _take_snapshot(self, aggregate: A, timestamp: datetime | None) -> None:
+        if self.snapshots is None:
+            return
+        try:
+            if timestamp is None:
+                timestamp = self.store.read_stream(
+                    aggregate.id, from_version=aggregate.version, limit=1
+                )[0].timestamp
+            self.snapshots.save(
+                Snapshot(
+                    aggregate.id,
+                    self.aggregate_class.aggregate_type,
+                    aggregate.version,
+                    self.aggregate_class.snapshot_version,
+                    aggregate.snapshot_state(),
+                    timestamp,
+                )
+            )
+        except CronicaError as exc:  # a snapshot is a cache: the command has succeeded
+            log.warning("snapshot of %s not taken: %s", aggregate.id, exc)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def create(
+        self, aggregate_id: str, command: Command[A], *, audit: Audit | None = None
+    ) -> CommandResult[A]:
+        """Run ``command`` on a new aggregate and append its events; ``ConcurrencyError`` when
+        the aggregate already exists."""
+        aggregate = self.aggregate_class(aggregate_id)
+        command(aggregate)
+        return self.save(aggregate, audit=audit)
+
+    def execute(
+        self,
+        aggregate_id: str,
+        command: Command[A],
+        *,
+        audit: Audit | None = None,
+        retries: int = 0,
+    ) -> CommandResult[A]:
+        """Load the aggregate, run ``command`` on it, append its events.
+
+        With ``retries=n``, a ``ConcurrencyError`` (another command changed the aggregate since
+        it was loaded) reloads it and runs the command again, up to n more times; the command
+        must then be safe to re-run (it decides on the fresh state). Raises
+        ``StreamNotFoundError`` for an unknown aggregate and whatever the command raises
+        (``InvariantError``), with nothing written.
+        """
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidInputError(f"retries must be an integer >= 0, not {retries!r}")
+        attempt = 0
+        while True:
+            aggregate = self.load(aggregate_id)
+            command(aggregate)
+            try:
+                return self.save(aggregate, audit=audit)
+            except ConcurrencyError:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                log.info("%s changed meanwhile; running the command again", aggregate_id)
