@@ -21,6 +21,7 @@ import cronica
 from cronica import _demo, cli
 from cronica.cli import app
 from cronica.events import RecordedEvent, format_timestamp
+from cronica.store.sqlite_schema import SCHEMA_VERSION
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -120,10 +121,10 @@ def test_commands_are_the_library_verbs() -> None:
 def test_init_creates_the_schema_and_prints_backend_and_version(url: str, tmp_path: Path) -> None:
     result = ok("init", "--store", url)
     assert "sqlite" in result.stdout
-    assert "schema version 1" in result.stdout
+    assert f"schema version {SCHEMA_VERSION}" in result.stdout
     assert (tmp_path / "events.db").exists()
     [report] = json_lines(ok("init", "--store", url, "--json"))  # again: idempotent
-    assert report == {"store": url, "backend": "sqlite", "schemaVersion": 1}
+    assert report == {"store": url, "backend": "sqlite", "schemaVersion": SCHEMA_VERSION}
 
 
 def test_default_store_is_cronica_db_in_the_current_folder(
@@ -583,7 +584,7 @@ def test_status(url: str) -> None:
     [report] = json_lines(ok("status", "--store", url, "--json"))
     assert report == {
         "backend": "sqlite",
-        "schemaVersion": 1,
+        "schemaVersion": SCHEMA_VERSION,
         "streams": 2,
         "events": 3,
         "headPosition": head,

@@ -14,6 +14,10 @@ PUBLIC = {
     "RecordedEvent", "SQLiteEventStore", "StoreError", "StoreStatus", "StoreUnavailableError",
     "StreamInfo", "StreamNotFoundError", "StreamState", "connect", "connect_async",
     "from_cloudevent", "recorded_from_cloudevent", "to_cloudevent",
+    # the write model
+    "Aggregate", "Audit", "CommandResult", "DomainEvent", "EventNameWarning", "EventRegistry",
+    "InvariantError", "MemorySnapshotStore", "Repository", "Snapshot", "SnapshotStore",
+    "UnknownEventTypeError", "UpcastingError", "Upcasters", "audit_context", "current_audit",
 }  # fmt: skip
 
 

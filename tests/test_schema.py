@@ -14,6 +14,7 @@ import pytest
 from cronica import AppendOnlyViolationError, EventStore, NewEvent, SQLiteEventStore, StoreError
 from cronica.store import postgres as pg_backend
 from cronica.store import sqlite as sqlite_backend
+from cronica.store import sqlite_schema
 from tests.conftest import POSTGRES_URL
 
 
@@ -46,7 +47,8 @@ def test_sqlite_migrations_are_safe_from_many_openers_at_once(tmp_path: Path) ->
     for store in stores:
         store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM cronica_schema").fetchall() == [(1,), (2,)]
+        versions = conn.execute("SELECT version FROM cronica_schema").fetchall()
+        assert versions == [(v,) for v in range(1, sqlite_schema.SCHEMA_VERSION + 1)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -60,7 +62,7 @@ def test_postgres_migrations_are_safe_from_many_openers_at_once(pg_schema: str) 
         store.close()
     with psycopg.connect(POSTGRES_URL) as conn:
         rows = conn.execute(f"SELECT version FROM {pg_schema}.cronica_schema").fetchall()
-    assert rows == [(1,), (2,)]
+    assert rows == [(v,) for v in range(1, sqlite_schema.SCHEMA_VERSION + 1)]
 
 
 def test_a_newer_schema_than_known_is_refused(tmp_path: Path, pg_schema: str) -> None:

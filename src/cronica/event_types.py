@@ -91,7 +91,7 @@ class EventRegistry:
         """
 
         def decorate(target: type[T]) -> type[T]:
-            self._add(target, name or target.__name__, version)
+            self._add(target, target.__name__ if name is None else name, version)
             return target
 
         return decorate if cls is None else decorate(cls)

@@ -122,6 +122,8 @@ class SQLiteEventStore(EventStore):
         self._synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
         self._busy_timeout_ms = busy_timeout_ms
         self._closed = False
+        self._snapshots: SQLiteSnapshotStore | None = None
+        self._snapshots_lock = threading.Lock()
         try:
             self._writer = self._open()
             self._writer_lock = threading.Lock()
@@ -136,8 +138,15 @@ class SQLiteEventStore(EventStore):
         )
 
     def snapshot_store(self) -> SQLiteSnapshotStore:
-        """Snapshots in this store's file, on a connection of their own (close it when done)."""
-        return SQLiteSnapshotStore(self.path, busy_timeout_ms=self._busy_timeout_ms)
+        """Snapshots in this store's file, on a connection of their own; closed with the store."""
+        with self._snapshots_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            if self._snapshots is None:
+                self._snapshots = SQLiteSnapshotStore(
+                    self.path, busy_timeout_ms=self._busy_timeout_ms
+                )
+            return self._snapshots
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
@@ -327,6 +336,9 @@ class SQLiteEventStore(EventStore):
             self._writer.close()
         for conn in self._all_readers:
             conn.close()
+        with self._snapshots_lock:
+            if self._snapshots is not None:
+                self._snapshots.close()
 
 
 def _stream_info(row: tuple[Any, ...]) -> StreamInfo:
