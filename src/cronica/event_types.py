@@ -6,14 +6,19 @@ schema version in the metadata when above 1) and a ``RecordedEvent`` back into t
 with pydantic doing the conversions (``Decimal`` amounts travel as strings, never floats).
 
 >>> from dataclasses import dataclass
->>> from decimal import Decimal
 >>> events = EventRegistry()
 >>> @events.register
 ... @dataclass(frozen=True)
-... class DepositMade:
-...     amount: Decimal
->>> events.to_new_event(DepositMade(Decimal("10.00"))).data
-{'amount': '10.00'}
+... class ItemsPacked:
+...     order_id: str
+...     quantity: int
+>>> events.to_new_event(ItemsPacked("order-1", 3)).data
+{'order_id': 'order-1', 'quantity': 3}
+>>> @events.register
+... class TransferSent(DomainEvent):  # a DomainEvent is camelCase on the wire
+...     transfer_id: str
+>>> events.to_new_event(TransferSent(transfer_id="t-1")).data
+{'transferId': 't-1'}
 
 Event type names are facts in the past tense (``DepositMade``, never ``MakeDeposit``): an event
 records what happened; a command asks for something to happen. Registering a name that does not

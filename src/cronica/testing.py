@@ -4,10 +4,12 @@
 >>> from cronica.examples.bank import (
 ...     AccountCreated, BankAccount, DepositMade, InsufficientFundsError, WithdrawalMade)
 >>> scenario = AggregateScenario(BankAccount)
->>> scenario.given(AccountCreated(owner="Ana"), DepositMade(amount=Decimal("100"))) \\
+>>> account = scenario.given(AccountCreated(owner="Ana"), DepositMade(amount=Decimal("100"))) \\
 ...     .when(lambda account: account.withdraw("30")) \\
 ...     .then(WithdrawalMade(amount=Decimal("30")))
->>> scenario.given(AccountCreated(owner="Ana")) \\
+>>> account.balance
+Decimal('70.00')
+>>> error = scenario.given(AccountCreated(owner="Ana")) \\
 ...     .when(lambda account: account.withdraw("30")) \\
 ...     .then_raises(InsufficientFundsError, match="less than 30")
 
