@@ -733,6 +733,10 @@ def _print_history(console: Console, title: str, events: list[RecordedEvent]) ->
         console.print(Text(audit, style="dim"))
 
 
+# Commands kept in modules of their own register themselves on ``app`` when imported.
+from cronica import _cli_migrate  # noqa: E402, F401
+
+
 def main() -> None:
     """The ``cronica`` console script."""
     app(prog_name="cronica")

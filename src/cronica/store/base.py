@@ -89,6 +89,21 @@ class StoreStatus:
     waiting_on: list[HorizonHolder] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class CopyProgress:
+    """How far a copy from ``source`` into this store got (``cronica migrate``).
+
+    ``last_position`` is the source position of the last event dealt with; ``checksum`` chains
+    every event written so far (see :mod:`cronica.migration`).
+    """
+
+    source: str
+    last_position: int
+    events_read: int
+    events_written: int
+    checksum: str
+
+
 class EventStore(abc.ABC):
     """An append-only log of events in streams, with one global order.
 
@@ -199,6 +214,24 @@ class EventStore(abc.ABC):
         A request that fails (conflict, duplicate id) writes nothing and leaves the others
         untouched; later requests see the writes of earlier ones.
         """
+
+    # -- copying from another store ---------------------------------------------------------
+
+    def import_events(self, events: Sequence[RecordedEvent], progress: CopyProgress) -> None:
+        """Write events recorded by another store as they are (ids, types, versions,
+        timestamps, data, metadata; positions are this store's) and record ``progress``, in one
+        transaction. Each stream's versions must continue its stored version densely, else
+        ``InvalidInputError`` and nothing is written. For copies (``cronica migrate``), not for
+        applications: it checks no expected version and no idempotency.
+        """
+        self._import_events(list(events), progress)
+
+    def _import_events(self, events: list[RecordedEvent], progress: CopyProgress) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot import events")
+
+    def copy_progress(self, source: str) -> CopyProgress | None:
+        """The progress recorded by :meth:`import_events` for ``source``, or None."""
+        raise NotImplementedError(f"{type(self).__name__} cannot import events")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -341,3 +374,24 @@ def _check_names(
     if isinstance(names, str):
         raise InvalidReadError(f"{what} must be a sequence of names, not a single string")
     return tuple(check(name) for name in names)
+
+
+def check_import(
+    events: Sequence[RecordedEvent],
+    stored_versions: dict[str, int],
+    stored_ids: Callable[[list[uuid.UUID]], list[uuid.UUID]],
+) -> None:
+    """Raise ``InvalidInputError`` unless ``events`` continue each stream's stored version
+    (``stored_versions``; absent means a new stream) and bring no stored event id."""
+    heads = dict(stored_versions)
+    for event in events:
+        expected = heads.get(event.aggregate_id, 0) + 1
+        if event.version != expected:
+            raise InvalidInputError(
+                f"imported event {event.event_id} is version {event.version} of"
+                f" {event.aggregate_id!r}, which is at version {expected - 1}"
+            )
+        heads[event.aggregate_id] = event.version
+    clashes = stored_ids([event.event_id for event in events])
+    if clashes:
+        raise InvalidInputError(f"imported event id {clashes[0]} is already stored")

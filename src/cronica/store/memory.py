@@ -16,8 +16,10 @@ from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
     AppendOutcome,
     AppendRequest,
+    CopyProgress,
     EventStore,
     StoreStatus,
+    check_import,
 )
 from cronica.upcasting import Upcasters
 
@@ -50,6 +52,7 @@ class MemoryEventStore(EventStore):
     ) -> None:
         super().__init__(max_event_size=max_event_size, upcasters=upcasters)
         self._snapshots: MemorySnapshotStore | None = None
+        self._copies: dict[str, CopyProgress] = {}
         self._lock = threading.Lock()
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, _Stream] = {}
@@ -167,6 +170,31 @@ class MemoryEventStore(EventStore):
             ]
         infos.sort(key=lambda info: info.aggregate_id)
         return infos[:limit]
+
+    def _import_events(self, events: list[RecordedEvent], progress: CopyProgress) -> None:
+        with self._lock:
+            heads = {
+                e.aggregate_id: len(self._streams[e.aggregate_id].events)
+                for e in events
+                if e.aggregate_id in self._streams
+            }
+            check_import(events, heads, lambda ids: [i for i in ids if i in self._by_id])
+            for event in events:
+                stream = self._streams.get(event.aggregate_id)
+                if stream is None:
+                    stream = self._streams[event.aggregate_id] = _Stream(
+                        event.aggregate_type, event.timestamp
+                    )
+                recorded = event._replace(position=len(self._log) + 1)
+                self._log.append(recorded)
+                stream.events.append(recorded)
+                stream.updated = event.timestamp
+                self._by_id[event.event_id] = recorded
+            self._copies[progress.source] = progress
+
+    def copy_progress(self, source: str) -> CopyProgress | None:
+        with self._lock:
+            return self._copies.get(source)
 
     def snapshot_store(self) -> MemorySnapshotStore:
         with self._lock:

@@ -42,9 +42,11 @@ from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
     AppendOutcome,
     AppendRequest,
+    CopyProgress,
     EventStore,
     HorizonHolder,
     StoreStatus,
+    check_import,
 )
 from cronica.store.postgres_schema import SCHEMA_VERSION, migrate
 from cronica.upcasting import Upcasters
@@ -298,6 +300,94 @@ class PostgresEventStore(EventStore):
             row = conn.execute(_APPEND_ONE_SQL, params).fetchone()
         assert row is not None
         return _outcome(request, row)
+
+    def _import_events(self, events: list[RecordedEvent], progress: CopyProgress) -> None:
+        try:
+            with self._writer() as conn, conn.transaction():
+                self._import_in_transaction(conn, events, progress)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    @staticmethod
+    def _import_in_transaction(
+        conn: psycopg.Connection[Any], events: list[RecordedEvent], progress: CopyProgress
+    ) -> None:
+        streams = sorted({event.aggregate_id for event in events})
+        heads: dict[str, int] = dict(
+            conn.execute(
+                "SELECT aggregate_id, version FROM cronica_streams"
+                ' WHERE aggregate_id = ANY(%s) ORDER BY aggregate_id COLLATE "C" FOR UPDATE',
+                (streams,),
+            ).fetchall()
+        )
+
+        def stored_ids(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+            rows = conn.execute(
+                "SELECT event_id FROM events WHERE event_id = ANY(%s)", (ids,)
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        check_import(events, heads, stored_ids)
+        if events:
+            last_of_stream = {event.aggregate_id: event for event in events}
+            conn.execute(
+                "WITH base AS (SELECT cronica_reserve_positions(%s) AS b)"
+                " INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type,"
+                " event_version, event_data, metadata, timestamp, position)"
+                " SELECT e.id, e.agg, e.typ, e.etype, e.ver, e.data::jsonb, e.meta::jsonb, e.ts,"
+                " base.b + e.n FROM base, unnest(%s::uuid[], %s::text[], %s::text[], %s::text[],"
+                " %s::int[], %s::text[], %s::text[], %s::timestamptz[])"
+                " WITH ORDINALITY AS e(id, agg, typ, etype, ver, data, meta, ts, n)",
+                (
+                    len(events),
+                    [e.event_id for e in events],
+                    [e.aggregate_id for e in events],
+                    [e.aggregate_type for e in events],
+                    [e.event_type for e in events],
+                    [e.version for e in events],
+                    [_json.dumps(e.data).decode() for e in events],
+                    [_json.dumps(e.metadata).decode() for e in events],
+                    [e.timestamp for e in events],
+                ),
+            )
+            firsts: dict[str, datetime] = {}
+            for event in events:
+                firsts.setdefault(event.aggregate_id, event.timestamp)
+            conn.execute(
+                "INSERT INTO cronica_streams AS s (aggregate_id, aggregate_type, version,"
+                " created_at, updated_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::int[],"
+                " %s::timestamptz[], %s::timestamptz[]) ON CONFLICT (aggregate_id) DO UPDATE"
+                " SET version = excluded.version, updated_at = excluded.updated_at",
+                (
+                    list(last_of_stream),
+                    [e.aggregate_type for e in last_of_stream.values()],
+                    [e.version for e in last_of_stream.values()],
+                    [firsts[i] for i in last_of_stream],
+                    [e.timestamp for e in last_of_stream.values()],
+                ),
+            )
+        conn.execute(
+            "INSERT INTO cronica_copies (source, last_position, events_read, events_written,"
+            " checksum) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET"
+            " last_position = excluded.last_position, events_read = excluded.events_read,"
+            " events_written = excluded.events_written, checksum = excluded.checksum,"
+            " updated_at = now()",
+            (
+                progress.source,
+                progress.last_position,
+                progress.events_read,
+                progress.events_written,
+                progress.checksum,
+            ),
+        )
+
+    def copy_progress(self, source: str) -> CopyProgress | None:
+        rows = self._query(
+            "SELECT source, last_position, events_read, events_written, checksum"
+            " FROM cronica_copies WHERE source = %s",
+            [source],
+        )
+        return CopyProgress(*rows[0]) if rows else None
 
     def snapshot_store(self) -> PostgresSnapshotStore:
         """Snapshots in this store's schema, through its read pool."""

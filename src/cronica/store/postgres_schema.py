@@ -426,6 +426,15 @@ CREATE TABLE cronica_snapshots (
     event_timestamp TIMESTAMPTZ NOT NULL,
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+-- Progress of copies into this store (cronica migrate), one row per source.
+CREATE TABLE cronica_copies (
+    source         TEXT PRIMARY KEY,
+    last_position  BIGINT NOT NULL,
+    events_read    BIGINT NOT NULL,
+    events_written BIGINT NOT NULL,
+    checksum       TEXT NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 """,
 }
 

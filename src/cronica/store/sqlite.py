@@ -39,8 +39,10 @@ from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
     AppendOutcome,
     AppendRequest,
+    CopyProgress,
     EventStore,
     StoreStatus,
+    check_import,
 )
 from cronica.store.sqlite_schema import SCHEMA_VERSION, migrate
 from cronica.upcasting import Upcasters
@@ -136,6 +138,90 @@ class SQLiteEventStore(EventStore):
         self._committer: GroupCommitter[AppendRequest, AppendOutcome] | None = (
             GroupCommitter(self._append_batch) if group_commit else None
         )
+
+    def _import_events(self, events: list[RecordedEvent], progress: CopyProgress) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+        with self._writer_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._import_in_transaction(conn, events, progress)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+
+    @staticmethod
+    def _import_in_transaction(
+        conn: sqlite3.Connection, events: list[RecordedEvent], progress: CopyProgress
+    ) -> None:
+        streams = sorted({event.aggregate_id for event in events})
+        heads: dict[str, int] = {}
+        for start in range(0, len(streams), _ID_CHUNK):
+            chunk = streams[start : start + _ID_CHUNK]
+            heads.update(
+                conn.execute(
+                    "SELECT aggregate_id, version FROM cronica_streams"
+                    f" WHERE aggregate_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            )
+
+        def stored_ids(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+            return [found.event_id for found in _SQLiteTransaction(conn).find_events(ids)]
+
+        check_import(events, heads, stored_ids)
+        conn.executemany(
+            _INSERT_EVENT,
+            [
+                (
+                    str(e.event_id),
+                    e.aggregate_id,
+                    e.aggregate_type,
+                    e.event_type,
+                    e.version,
+                    _json.dumps(e.data).decode(),
+                    _json.dumps(e.metadata).decode(),
+                    _iso(e.timestamp),
+                )
+                for e in events
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO cronica_streams (aggregate_id, aggregate_type, version, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (aggregate_id) DO UPDATE"
+            " SET version = excluded.version, updated_at = excluded.updated_at",
+            [
+                (e.aggregate_id, e.aggregate_type, e.version, _iso(e.timestamp), _iso(e.timestamp))
+                for e in events
+            ],
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO cronica_copies (source, last_position, events_read,"
+            " events_written, checksum, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                progress.source,
+                progress.last_position,
+                progress.events_read,
+                progress.events_written,
+                progress.checksum,
+                _iso(datetime.now(UTC)),
+            ),
+        )
+
+    def copy_progress(self, source: str) -> CopyProgress | None:
+        with self._reader() as conn:
+            row = conn.execute(
+                "SELECT source, last_position, events_read, events_written, checksum"
+                " FROM cronica_copies WHERE source = ?",
+                (source,),
+            ).fetchone()
+        return None if row is None else CopyProgress(*row)
 
     def snapshot_store(self) -> SQLiteSnapshotStore:
         """Snapshots in this store's file, on a connection of their own; closed with the store."""

@@ -50,6 +50,15 @@ _MIGRATIONS: dict[int, str] = {
         event_timestamp TEXT NOT NULL,
         created_at      TEXT NOT NULL
     ) WITHOUT ROWID;
+    -- Progress of copies into this store (cronica migrate), one row per source.
+    CREATE TABLE cronica_copies (
+        source        TEXT PRIMARY KEY,
+        last_position INTEGER NOT NULL,
+        events_read   INTEGER NOT NULL,
+        events_written INTEGER NOT NULL,
+        checksum      TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    ) WITHOUT ROWID;
     """,
 }
 
