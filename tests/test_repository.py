@@ -258,11 +258,49 @@ def test_loading_starts_from_the_snapshot_and_reads_only_later_events(store: Eve
         Snapshot("acc-1", "BankAccount", 2, 1, {"owner": "Juan", "balance": "500.00",
                  "closed": False}, datetime.now(UTC))
     )  # fmt: skip
-    assert accounts.load("acc-1").balance == Decimal("501.00")
+    # A repository that has not seen the aggregate yet (another process) reads it.
+    elsewhere = Repository(store, BankAccount, bank_events, snapshots=accounts.snapshots)
+    assert elsewhere.load("acc-1").balance == Decimal("501.00")
     # Loads of the past before the snapshot do not use it.
-    assert accounts.load("acc-1", version=1).balance == Decimal("0.00")
+    assert elsewhere.load("acc-1", version=1).balance == Decimal("0.00")
     early = store.read_stream("acc-1")[0].timestamp
-    assert accounts.load("acc-1", as_of=early).balance == Decimal("0.00")
+    assert elsewhere.load("acc-1", as_of=early).balance == Decimal("0.00")
+
+
+class _CountingSnapshots(MemorySnapshotStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    def load(self, aggregate_id: str) -> Snapshot | None:
+        self.loads += 1
+        return super().load(aggregate_id)
+
+
+def test_a_repository_remembers_the_snapshots_it_took_or_read(store: EventStore) -> None:
+    counting = _CountingSnapshots()
+    accounts = opened(store, snapshot_every=2, snapshots=counting)
+    accounts.execute("acc-1", deposit("1.00"))  # snapshot at version 2, remembered
+    loads_before = counting.loads
+    for _ in range(5):
+        accounts.execute("acc-1", deposit("1.00"))
+    assert counting.loads == loads_before
+    assert accounts.load("acc-1").balance == Decimal("6.00")
+    other = Repository(store, BankAccount, bank_events, snapshots=counting)
+    other.load("acc-1")
+    other.load("acc-1")
+    assert counting.loads == loads_before + 1
+    other.forget_cached("acc-1")
+    other.load("acc-1")
+    assert counting.loads == loads_before + 2
+
+
+def test_snapshot_every_none_turns_the_class_policy_off(store: EventStore) -> None:
+    assert BankAccount.snapshot_every == 100
+    accounts = Repository(store, BankAccount, bank_events, snapshot_every=None)
+    assert accounts.snapshots is None and accounts.snapshot_every is None
+    default = Repository(store, BankAccount, bank_events)
+    assert default.snapshot_every == 100 and default.snapshots is not None
 
 
 def test_a_snapshot_of_an_older_state_layout_is_ignored_and_replaced(store: EventStore) -> None:
@@ -271,7 +309,9 @@ def test_a_snapshot_of_an_older_state_layout_is_ignored_and_replaced(store: Even
     assert accounts.snapshots is not None
     stale = Snapshot("acc-1", "BankAccount", 2, 0, {"saldo": "999"}, datetime.now(UTC))
     accounts.snapshots.save(stale)
-    assert accounts.load("acc-1").balance == Decimal("10.00")
+    # Newer code, started later, finds the old snapshot.
+    newer = Repository(store, BankAccount, bank_events, snapshots=accounts.snapshots)
+    assert newer.load("acc-1").balance == Decimal("10.00")
     replaced = accounts.snapshots.load("acc-1")
     assert replaced is not None
     assert (replaced.schema_version, replaced.state["balance"]) == (1, "10.00")

@@ -16,7 +16,6 @@ Metadata keys: ``actor``, ``reason`` (when given), ``commandId`` (one per comman
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,13 +38,14 @@ class Audit:
 
     def merged_over(self, base: Audit) -> Audit:
         """These answers, with ``base``'s wherever this one has none."""
+        if base == _EMPTY:
+            return self
         return Audit(
-            *(
-                mine if mine is not None else theirs
-                for mine, theirs in zip(
-                    dataclasses.astuple(self), dataclasses.astuple(base), strict=True
-                )
-            )
+            self.actor if self.actor is not None else base.actor,
+            self.reason if self.reason is not None else base.reason,
+            self.correlation_id if self.correlation_id is not None else base.correlation_id,
+            self.causation_id if self.causation_id is not None else base.causation_id,
+            self.command_id if self.command_id is not None else base.command_id,
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -59,6 +59,8 @@ class Audit:
         meta["causationId"] = self.causation_id or command_id
         return meta
 
+
+_EMPTY = Audit()
 
 _current: contextvars.ContextVar[Audit] = contextvars.ContextVar(
     "cronica_audit",

@@ -21,10 +21,11 @@ Decimal('50.00')
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from cronica.aggregates import Aggregate
 from cronica.audit import Audit, current_audit
@@ -60,11 +61,28 @@ class CommandResult(Generic[A]):
     aggregate: A
 
 
+class _ClassPolicy:
+    """The default of ``snapshot_every``: the aggregate class's own policy."""
+
+    def __repr__(self) -> str:
+        return "CLASS_POLICY"
+
+
+CLASS_POLICY: Final = _ClassPolicy()
+
+SNAPSHOT_CACHE_SIZE = 10_000
+"""How many aggregates' latest snapshots a repository keeps in memory."""
+
+
 class Repository(Generic[A]):
     """Aggregates of one class in an event store.
 
-    ``snapshots`` is where snapshots go (default: the store's own snapshot table when the
-    aggregate class sets ``snapshot_every``); ``snapshot_every`` overrides the class's policy.
+    ``snapshots`` is where snapshots go (default: the store's own snapshot table when snapshots
+    are on); ``snapshot_every`` overrides the class's policy (``None``: no snapshots).
+
+    The repository also keeps the latest snapshot it saw of each aggregate in memory (up to
+    :data:`SNAPSHOT_CACHE_SIZE`): a snapshot stays true of its version forever, so a command
+    only reads the events after it, without asking the database for the snapshot again.
     """
 
     def __init__(
@@ -74,14 +92,17 @@ class Repository(Generic[A]):
         events: EventRegistry,
         *,
         snapshots: SnapshotStore | None = None,
-        snapshot_every: int | None = None,
+        snapshot_every: int | _ClassPolicy | None = CLASS_POLICY,
     ) -> None:
         self.store = store
         self.aggregate_class = aggregate_class
         self.events = events
         self.snapshot_every = (
-            snapshot_every if snapshot_every is not None else aggregate_class.snapshot_every
+            aggregate_class.snapshot_every
+            if isinstance(snapshot_every, _ClassPolicy)
+            else snapshot_every
         )
+        self._cache: OrderedDict[str, Snapshot] = OrderedDict()
         if self.snapshot_every is not None and (
             isinstance(self.snapshot_every, bool)
             or not isinstance(self.snapshot_every, int)
@@ -138,11 +159,15 @@ class Repository(Generic[A]):
         """The stored snapshot if it can start this load, and whether it is stale (to replace)."""
         if self.snapshots is None:
             return None, False
-        try:
-            snapshot = self.snapshots.load(aggregate_id)
-        except CronicaError as exc:  # a cache: fall back to the events
-            log.warning("snapshot of %s unreadable, loading from events: %s", aggregate_id, exc)
-            return None, False
+        snapshot = self._cache.get(aggregate_id)
+        if snapshot is None:
+            try:
+                snapshot = self.snapshots.load(aggregate_id)
+            except CronicaError as exc:  # a cache: fall back to the events
+                log.warning("snapshot of %s unreadable, loading from events: %s", aggregate_id, exc)
+                return None, False
+            if snapshot is not None:
+                self._remember(snapshot)
         if snapshot is None:
             return None, False
         if (
@@ -202,18 +227,33 @@ class Repository(Generic[A]):
                 timestamp = self.store.read_stream(
                     aggregate.id, from_version=aggregate.version, limit=1
                 )[0].timestamp
-            self.snapshots.save(
-                Snapshot(
-                    aggregate.id,
-                    self.aggregate_class.aggregate_type,
-                    aggregate.version,
-                    self.aggregate_class.snapshot_version,
-                    aggregate.snapshot_state(),
-                    timestamp,
-                )
+            snapshot = Snapshot(
+                aggregate.id,
+                self.aggregate_class.aggregate_type,
+                aggregate.version,
+                self.aggregate_class.snapshot_version,
+                aggregate.snapshot_state(),
+                timestamp,
             )
+            self.snapshots.save(snapshot)
+            self._remember(snapshot)
         except CronicaError as exc:  # a snapshot is a cache: the command has succeeded
             log.warning("snapshot of %s not taken: %s", aggregate.id, exc)
+
+    def _remember(self, snapshot: Snapshot) -> None:
+        cache = self._cache
+        cache[snapshot.aggregate_id] = snapshot
+        cache.move_to_end(snapshot.aggregate_id)
+        if len(cache) > SNAPSHOT_CACHE_SIZE:
+            cache.popitem(last=False)
+
+    def forget_cached(self, aggregate_id: str | None = None) -> None:
+        """Drop the in-memory snapshot of ``aggregate_id`` (of every aggregate when None), for
+        when a snapshot must not be used any more (its aggregate's data was erased)."""
+        if aggregate_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(aggregate_id, None)
 
     # -- commands ----------------------------------------------------------------------------
 
