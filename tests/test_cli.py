@@ -112,7 +112,7 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 def test_commands_are_the_library_verbs() -> None:
     group = get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
-    assert set(group.commands) == {"init", "append", "read", "streams", "status", "demo"}
+    assert set(group.commands) == {"init", "append", "read", "streams", "status", "demo", "migrate"}
 
 
 # -- init --------------------------------------------------------------------------------------

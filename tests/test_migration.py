@@ -330,3 +330,50 @@ def test_migrate_survives_being_killed_and_resumes(tmp_path: Path) -> None:
     assert '"verified":true' in resumed.stdout.replace(" ", "")
     with SQLiteEventStore(copy) as done:
         assert [comparable(e) for e in done.read_all()] == expected
+
+
+def test_the_command_loads_rules_from_the_current_folder_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from cronica.cli import app
+
+    module = f"rules_{os.urandom(4).hex()}"
+    (tmp_path / f"{module}.py").write_text(
+        "from cronica import Upcasters\n"
+        "from cronica.migration import CompactionRules\n"
+        "upcasters = Upcasters()\n"
+        "upcasters.add_defaults('ProductAdded', 1, unit='piece')\n"
+        "rules = CompactionRules()\n"
+        "rules.drop('NoteTaken')\n"
+        "not_rules = 42\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with SQLiteEventStore(tmp_path / "src.db") as source:
+        fill(source, streams=2, per_stream=3)
+        kept = len(source.read_all(event_types=["ProductAdded"]))
+    runner = CliRunner()
+    src, dst = f"sqlite:///{tmp_path}/src.db", f"sqlite:///{tmp_path}/dst.db"
+    done = runner.invoke(
+        app,
+        ["migrate", src, dst, "--upcasters", f"{module}:upcasters",
+         "--compaction", f"{module}:rules", "--json"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert f'"eventsWritten":{kept}' in done.stdout.replace(" ", "")
+    with SQLiteEventStore(tmp_path / "dst.db") as copy:
+        assert {e.data["unit"] for e in copy.read_all()} == {"piece"}
+    for args, message in [
+        (["--upcasters", f"{module}:not_rules"], "is int, not a Upcasters"),
+        (["--upcasters", "no_such_module_x:u"], "cannot import"),
+        (["--compaction", "missing-colon"], "module:attribute"),
+    ]:
+        failed = runner.invoke(app, ["migrate", src, f"sqlite:///{tmp_path}/x.db", *args])
+        assert failed.exit_code == 1 and message in failed.stderr, failed.output
+    same = runner.invoke(app, ["migrate", src, src])
+    assert same.exit_code == 1 and "same" in same.stderr
+    taken = runner.invoke(app, ["migrate", src, dst.replace("dst", "src2")])
+    assert taken.exit_code == 0, taken.output
+    again = runner.invoke(app, ["migrate", dst, dst.replace("dst", "src2")])
+    assert again.exit_code == 1 and "holds events" in again.stderr
