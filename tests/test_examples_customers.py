@@ -203,3 +203,13 @@ def test_the_example_script_reads_the_v1_event_through_the_upcaster(
     out = capsys.readouterr().out
     assert ": Juan / Pérez / juan@example.com" in out
     assert "'firstName': 'Juan'" in out
+
+
+def test_a_customer_registers_only_once() -> None:
+    from cronica import InvariantError
+    from cronica.examples.customers import Customer
+    from cronica.testing import AggregateScenario
+
+    AggregateScenario(Customer).given(CustomerRegistered(first_name="A", last_name="B")).when(
+        lambda c: c.register("C", "D")
+    ).then_raises(InvariantError, match="already registered")

@@ -13,6 +13,7 @@ import argparse
 from typing import Any
 
 from cronica.aggregates import Aggregate
+from cronica.errors import InvariantError
 from cronica.event_types import DomainEvent, EventRegistry
 from cronica.upcasting import Upcasters
 
@@ -53,6 +54,8 @@ class Customer(Aggregate):
     email: str | None = None
 
     def register(self, first_name: str, last_name: str, email: str | None = None) -> None:
+        if self.version:
+            raise InvariantError(f"customer {self.id} is already registered")
         self.record(CustomerRegistered(first_name=first_name, last_name=last_name, email=email))
 
     def change_email(self, email: str) -> None:
