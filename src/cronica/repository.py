@@ -81,8 +81,10 @@ class Repository(Generic[A]):
     are on); ``snapshot_every`` overrides the class's policy (``None``: no snapshots).
 
     The repository also keeps the latest snapshot it saw of each aggregate in memory (up to
-    :data:`SNAPSHOT_CACHE_SIZE`): a snapshot stays true of its version forever, so a command
-    only reads the events after it, without asking the database for the snapshot again.
+    :data:`SNAPSHOT_CACHE_SIZE`), or that there was none: a snapshot stays true of its version
+    forever, so a command only reads the events after it, without asking the database for the
+    snapshot again. (A snapshot another process takes meanwhile is not seen; this repository
+    takes its own when its history grows past ``snapshot_every``.)
     """
 
     def __init__(
@@ -102,7 +104,8 @@ class Repository(Generic[A]):
             if isinstance(snapshot_every, _ClassPolicy)
             else snapshot_every
         )
-        self._cache: OrderedDict[str, Snapshot] = OrderedDict()
+        # The latest snapshot seen of each aggregate; None: there was none when last asked.
+        self._cache: OrderedDict[str, Snapshot | None] = OrderedDict()
         if self.snapshot_every is not None and (
             isinstance(self.snapshot_every, bool)
             or not isinstance(self.snapshot_every, int)
@@ -159,15 +162,15 @@ class Repository(Generic[A]):
         """The stored snapshot if it can start this load, and whether it is stale (to replace)."""
         if self.snapshots is None:
             return None, False
-        snapshot = self._cache.get(aggregate_id)
-        if snapshot is None:
+        if aggregate_id in self._cache:
+            snapshot = self._cache[aggregate_id]
+        else:
             try:
                 snapshot = self.snapshots.load(aggregate_id)
             except CronicaError as exc:  # a cache: fall back to the events
                 log.warning("snapshot of %s unreadable, loading from events: %s", aggregate_id, exc)
                 return None, False
-            if snapshot is not None:
-                self._remember(snapshot)
+            self._remember(aggregate_id, snapshot)
         if snapshot is None:
             return None, False
         if (
@@ -236,14 +239,14 @@ class Repository(Generic[A]):
                 timestamp,
             )
             self.snapshots.save(snapshot)
-            self._remember(snapshot)
+            self._remember(aggregate.id, snapshot)
         except CronicaError as exc:  # a snapshot is a cache: the command has succeeded
             log.warning("snapshot of %s not taken: %s", aggregate.id, exc)
 
-    def _remember(self, snapshot: Snapshot) -> None:
+    def _remember(self, aggregate_id: str, snapshot: Snapshot | None) -> None:
         cache = self._cache
-        cache[snapshot.aggregate_id] = snapshot
-        cache.move_to_end(snapshot.aggregate_id)
+        cache[aggregate_id] = snapshot
+        cache.move_to_end(aggregate_id)
         if len(cache) > SNAPSHOT_CACHE_SIZE:
             cache.popitem(last=False)
 
