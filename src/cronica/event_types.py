@@ -70,6 +70,11 @@ class EventType:
     cls: type[Any]
     adapter: pydantic.TypeAdapter[Any]
 
+    @property
+    def validate(self) -> Callable[[Any], Any]:
+        """Data to an instance (pydantic's validator, without the adapter's wrapper)."""
+        return self.adapter.validator.validate_python
+
 
 class EventRegistry:
     """Event type names <-> payload classes, with each type's current schema version."""
@@ -178,15 +183,18 @@ class EventRegistry:
         Raises ``UnknownEventTypeError`` for an unregistered type and ``InvalidEventDataError``
         when the data does not fit the class, naming the event.
         """
-        entry = self.get(event.event_type)
-        stored = schema_version(event.metadata)
-        if stored != entry.version:
+        entry = self._by_name.get(event.event_type) or self.get(event.event_type)
+        meta = event.metadata
+        # The common case first: no version recorded, or the one the code reads.
+        if (meta.get(SCHEMA_VERSION_KEY, 1) if meta else 1) != entry.version and (
+            stored := schema_version(meta)
+        ) != entry.version:
             raise InvalidEventDataError(
                 f"event {event.event_id} ({event.event_type}) is at schema version {stored},"
                 f" the code reads version {entry.version}: register an upcaster"
             )
         try:
-            return entry.adapter.validate_python(event.data)
+            return entry.validate(event.data)
         except pydantic.ValidationError as exc:
             raise InvalidEventDataError(
                 f"event {event.event_id} ({event.event_type}) does not fit"

@@ -137,11 +137,14 @@ class Repository(Generic[A]):
         events = self.store.read_stream(
             aggregate_id, from_version=aggregate.version + 1, to_version=version, as_of=as_of
         )
-        for recorded in events:
-            self._check_type(recorded)
-            aggregate.replay(self.events.decode(recorded), recorded.version)
         if events:
+            # One stream has one aggregate type: checking the first event checks them all.
+            self._check_type(events[0])
+            decode, apply = self.events.decode, aggregate.apply
+            for recorded in events:
+                apply(decode(recorded))
             last = events[-1]
+            aggregate.version = last.version
         if aggregate.version == 0:
             raise StreamNotFoundError(aggregate_id)
         every = self.snapshot_every
