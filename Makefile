@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench bench-write-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: lint typecheck
 
 bench:
 	bash benchmarks/run.sh
+
+bench-write-model:
+	bash benchmarks/run.sh write-model
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -201,20 +200,14 @@ def record(
 
 def describe(args: argparse.Namespace, sizes: Sizes, sites: SiteFactory) -> dict[str, Any]:
     """The conditions of this benchmark, checked before any figure is taken."""
-    info: dict[str, Any] = {
-        "command": " ".join(["python", *sys.argv]),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
-        "runs": args.runs,
-        "sizes": asdict(sizes),
-        "machine": environment.machine(),
-        "versions": environment.versions(),
-        "durability": {"sqlite": environment.sqlite_defaults(sites.tmp_dir)},
-    }
-    if args.backend in ("postgresql", "all"):
-        settings = environment.postgres_settings(args.postgres)
-        environment.check_postgres_durable(settings)
-        info["durability"]["postgresql"] = settings
+    info = environment.conditions(
+        quick=args.quick,
+        runs=args.runs,
+        sizes=asdict(sizes),
+        backend=args.backend,
+        postgres=args.postgres,
+        tmp_dir=sites.tmp_dir,
+    )
     if EsSubject is None:
         progress.print("eventsourcing is not installed: its column is left out (use run.sh)")
     return info

@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -206,20 +205,14 @@ def run_all(args: argparse.Namespace, sizes: WriteModelSizes, sites: SiteFactory
 def describe(
     args: argparse.Namespace, sizes: WriteModelSizes, sites: SiteFactory
 ) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "command": " ".join(["python", *sys.argv]),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
-        "runs": args.runs,
-        "sizes": asdict(sizes),
-        "machine": environment.machine(),
-        "versions": environment.versions(),
-        "durability": {"sqlite": environment.sqlite_defaults(sites.tmp_dir)},
-    }
-    if args.backend in ("postgresql", "all"):
-        settings = environment.postgres_settings(args.postgres)
-        environment.check_postgres_durable(settings)
-        info["durability"]["postgresql"] = settings
+    info = environment.conditions(
+        quick=args.quick,
+        runs=args.runs,
+        sizes=asdict(sizes),
+        backend=args.backend,
+        postgres=args.postgres,
+        tmp_dir=sites.tmp_dir,
+    )
     if EsCommands is None:
         progress.print("eventsourcing is not installed: it is left out (use run_write_model.sh)")
     return info

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Run the event store benchmark (all backends) in its own virtualenv, .venv-bench, created on
-# first use with cronica (editable) and eventsourcing 9.5, so the project's .venv never changes.
+# Run a benchmark (all backends) in its own virtualenv, .venv-bench, created on first use with
+# cronica (editable) and eventsourcing 9.5, so the project's .venv never changes.
 #
-#   bash benchmarks/run.sh                      # full run, JSON in benchmarks/results/
+#   bash benchmarks/run.sh                      # the event store: full run, JSON in results/
 #   bash benchmarks/run.sh --quick              # smoke test; any option goes to bench_store.py
+#   bash benchmarks/run.sh write-model [...]    # the write model (bench_write_model.py)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,14 +19,21 @@ if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
     touch "$stamp"
 fi
 
-# Results go to benchmarks/results/store-latest.json, unless the caller passes --json; a --quick
-# run writes store-quick.json.tmp instead (ignored by git).
-json=(--json "$root/benchmarks/results/store-latest.json")
+bench=store
+if [[ "${1:-}" == "store" || "${1:-}" == "write-model" ]]; then
+    bench="$1"
+    shift
+fi
+script="$root/benchmarks/bench_${bench//-/_}.py"
+
+# Results go to benchmarks/results/<bench>-latest.json, unless the caller passes --json; a
+# --quick run writes <bench>-quick.json.tmp instead (ignored by git).
+json=(--json "$root/benchmarks/results/$bench-latest.json")
 for arg in "$@"; do
     case "$arg" in
         --json | --json=*) json=() ;;
-        --quick) [[ ${#json[@]} -gt 0 ]] && json=(--json "$root/benchmarks/results/store-quick.json.tmp") ;;
+        --quick) [[ ${#json[@]} -gt 0 ]] && json=(--json "$root/benchmarks/results/$bench-quick.json.tmp") ;;
     esac
 done
 
-exec "$venv/bin/python" "$root/benchmarks/bench_store.py" --backend all "${json[@]}" "$@"
+exec "$venv/bin/python" "$script" --backend all "${json[@]}" "$@"

@@ -6,6 +6,8 @@ import os
 import platform
 import sqlite3
 import subprocess
+import sys
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,25 @@ def sqlite_defaults(directory: Path) -> dict[str, str]:
         "directory": str(directory),
         "filesystem": filesystem_of(directory),
     }
+
+
+def conditions(
+    *, quick: bool, runs: int, sizes: dict[str, Any], backend: str, postgres: str, tmp_dir: Path
+) -> dict[str, Any]:
+    """The conditions of a benchmark run, checked before any figure is taken (PostgreSQL must
+    be durable); shared by the store and write-model benchmarks."""
+    info: dict[str, Any] = {
+        "command": " ".join(["python", *sys.argv]),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full",
+        "runs": runs,
+        "sizes": sizes,
+        "machine": machine(),
+        "versions": versions(),
+        "durability": {"sqlite": sqlite_defaults(tmp_dir)},
+    }
+    if backend in ("postgresql", "all"):
+        settings = postgres_settings(postgres)
+        check_postgres_durable(settings)
+        info["durability"]["postgresql"] = settings
+    return info
