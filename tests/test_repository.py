@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -347,3 +348,58 @@ def test_a_failing_snapshot_store_never_fails_a_command(store: EventStore) -> No
 def test_a_snapshot_policy_must_be_a_positive_integer(store: EventStore, every: object) -> None:
     with pytest.raises(InvalidInputError, match="snapshot_every"):
         Repository(store, BankAccount, bank_events, snapshot_every=every)  # type: ignore[arg-type]
+
+
+def test_with_snapshots_on_a_command_reads_only_the_events_after_the_state_it_saved(
+    store: EventStore,
+) -> None:
+    reads: list[int] = []
+    original = store.read_stream
+
+    def counting_read_stream(aggregate_id: str, from_version: int = 1, **options: Any) -> Any:
+        reads.append(from_version)
+        return original(aggregate_id, from_version, **options)
+
+    store.read_stream = counting_read_stream  # type: ignore[method-assign, assignment]
+    accounts = opened(store, snapshot_every=1000)
+    for _ in range(3):
+        accounts.execute("acc-1", deposit("1.00"))
+    assert reads == [2, 3, 4]  # each load starts after the version the last command saved
+    # Another writer moves the stream: the next load catches up from the remembered state.
+    other = Repository(store, BankAccount, bank_events, snapshot_every=None)
+    other.execute("acc-1", deposit("10.00"))
+    assert accounts.load("acc-1").balance == Decimal("13.00")
+    # The remembered state is a copy: changing a returned aggregate changes nothing stored.
+    result = accounts.execute("acc-1", deposit("1.00"))
+    result.aggregate.balance = Decimal("999.00")
+    assert accounts.load("acc-1").balance == Decimal("14.00")
+    # A refused command leaves it as it was.
+    with pytest.raises(InsufficientFundsError):
+        accounts.execute("acc-1", lambda a: (a.deposit("1.00"), a.withdraw("500.00")))  # type: ignore[func-returns-value]
+    assert accounts.load("acc-1").balance == Decimal("14.00")
+
+
+def test_the_remembered_state_never_answers_a_load_of_an_earlier_moment(store: EventStore) -> None:
+    accounts = opened(store, snapshot_every=1000)
+    accounts.execute("acc-1", deposit("1.00"))
+    first_deposit = store.read_stream("acc-1")[-1].timestamp
+    time.sleep(0.002)
+    accounts.execute("acc-1", deposit("2.00"))
+    assert accounts.load("acc-1", as_of=first_deposit).balance == Decimal("1.00")
+    assert accounts.load("acc-1", version=2).balance == Decimal("1.00")
+    assert accounts.load("acc-1").balance == Decimal("3.00")
+
+
+def test_without_snapshots_nothing_is_remembered(store: EventStore) -> None:
+    reads: list[int] = []
+    original = store.read_stream
+
+    def counting_read_stream(aggregate_id: str, from_version: int = 1, **options: Any) -> Any:
+        reads.append(from_version)
+        return original(aggregate_id, from_version, **options)
+
+    store.read_stream = counting_read_stream  # type: ignore[method-assign, assignment]
+    accounts = opened(store, snapshot_every=None)
+    accounts.execute("acc-1", deposit("1.00"))
+    accounts.execute("acc-1", deposit("1.00"))
+    assert reads == [1, 1]

@@ -24,7 +24,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Generic, TypeVar
 
 from cronica.aggregates import Aggregate
@@ -80,11 +80,12 @@ class Repository(Generic[A]):
     ``snapshots`` is where snapshots go (default: the store's own snapshot table when snapshots
     are on); ``snapshot_every`` overrides the class's policy (``None``: no snapshots).
 
-    The repository also keeps the latest snapshot it saw of each aggregate in memory (up to
-    :data:`SNAPSHOT_CACHE_SIZE`), or that there was none: a snapshot stays true of its version
-    forever, so a command only reads the events after it, without asking the database for the
-    snapshot again. (A snapshot another process takes meanwhile is not seen; this repository
-    takes its own when its history grows past ``snapshot_every``.)
+    With snapshots on, the repository also keeps in memory (up to :data:`SNAPSHOT_CACHE_SIZE`
+    aggregates) the latest snapshot it saw of each aggregate, or that there was none, and the
+    state each command saved: a snapshot stays true of its version forever, so a command only
+    reads the events after it, without asking the database for a snapshot again. (A snapshot
+    another process takes meanwhile is not seen; this repository takes its own when its
+    history grows past ``snapshot_every``.)
     """
 
     def __init__(
@@ -216,6 +217,8 @@ class Repository(Generic[A]):
         every = self.snapshot_every
         if every is not None and result.to_version // every > start // every:
             self._take_snapshot(aggregate, None)
+        elif self.snapshots is not None:
+            self._remember_state(aggregate)
         return CommandResult(
             aggregate.id,
             result.from_version,
@@ -245,6 +248,28 @@ class Repository(Generic[A]):
             self._remember(aggregate.id, snapshot)
         except CronicaError as exc:  # a snapshot is a cache: the command has succeeded
             log.warning("snapshot of %s not taken: %s", aggregate.id, exc)
+
+    def _remember_state(self, aggregate: A) -> None:
+        """Keep the state just saved in memory, as a snapshot this repository alone uses: the
+        next command on the aggregate reads only the events written after it. Its timestamp is
+        taken after the commit, so it is never earlier than its event's (``as_of`` loads stay
+        exact)."""
+        try:
+            state = aggregate.snapshot_state()
+        except CronicaError as exc:
+            log.warning("state of %s not kept in memory: %s", aggregate.id, exc)
+            return
+        self._remember(
+            aggregate.id,
+            Snapshot(
+                aggregate.id,
+                self.aggregate_class.aggregate_type,
+                aggregate.version,
+                self.aggregate_class.snapshot_version,
+                state,
+                datetime.now(UTC),
+            ),
+        )
 
     def _remember(self, aggregate_id: str, snapshot: Snapshot | None) -> None:
         cache = self._cache
