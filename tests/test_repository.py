@@ -350,9 +350,8 @@ def test_a_snapshot_policy_must_be_a_positive_integer(store: EventStore, every: 
         Repository(store, BankAccount, bank_events, snapshot_every=every)  # type: ignore[arg-type]
 
 
-def test_with_snapshots_on_a_command_reads_only_the_events_after_the_state_it_saved(
-    store: EventStore,
-) -> None:
+def count_stream_reads(store: EventStore) -> list[int]:
+    """The ``from_version`` of every ``read_stream`` call on ``store`` from now on."""
     reads: list[int] = []
     original = store.read_stream
 
@@ -361,6 +360,13 @@ def test_with_snapshots_on_a_command_reads_only_the_events_after_the_state_it_sa
         return original(aggregate_id, from_version, **options)
 
     store.read_stream = counting_read_stream  # type: ignore[method-assign, assignment]
+    return reads
+
+
+def test_with_snapshots_on_a_command_reads_only_the_events_after_the_state_it_saved(
+    store: EventStore,
+) -> None:
+    reads = count_stream_reads(store)
     accounts = opened(store, snapshot_every=1000)
     for _ in range(3):
         accounts.execute("acc-1", deposit("1.00"))
@@ -391,14 +397,7 @@ def test_the_remembered_state_never_answers_a_load_of_an_earlier_moment(store: E
 
 
 def test_without_snapshots_nothing_is_remembered(store: EventStore) -> None:
-    reads: list[int] = []
-    original = store.read_stream
-
-    def counting_read_stream(aggregate_id: str, from_version: int = 1, **options: Any) -> Any:
-        reads.append(from_version)
-        return original(aggregate_id, from_version, **options)
-
-    store.read_stream = counting_read_stream  # type: ignore[method-assign, assignment]
+    reads = count_stream_reads(store)
     accounts = opened(store, snapshot_every=None)
     accounts.execute("acc-1", deposit("1.00"))
     accounts.execute("acc-1", deposit("1.00"))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -133,7 +133,7 @@ class EventRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[EventType]:
         return iter(self._by_name.values())
 
     def get(self, name: str) -> EventType:

@@ -118,7 +118,8 @@ def migrate_store(
     plan = _plan_compaction(source, compaction) if compaction else _Plan()
     total = source.status().events
     resumed_after = done.last_position
-    versions = _DestinationVersions(destination)
+    # A copy that has written nothing yet knows every stream starts at 0: no lookups.
+    versions = _DestinationVersions(destination, empty=done.events_written == 0)
     read, written, checksum = done.events_read, done.events_written, done.checksum
     after = done.last_position
     while True:
@@ -216,15 +217,19 @@ def _plan_compaction(source: EventStore, rules: CompactionRules) -> _Plan:
 
 
 class _DestinationVersions:
-    """Each stream's next version in the destination (read once, then counted)."""
+    """Each stream's next version in the destination (read once, then counted; not read at all
+    when the destination is ``empty``)."""
 
-    def __init__(self, destination: EventStore) -> None:
+    def __init__(self, destination: EventStore, *, empty: bool) -> None:
         self._destination = destination
+        self._empty = empty
         self._versions: dict[str, int] = {}
 
     def next(self, aggregate_id: str) -> int:
         current = self._versions.get(aggregate_id)
-        if current is None:
+        if current is None and self._empty:
+            current = 0
+        elif current is None:
             try:
                 current = self._destination.stream_info(aggregate_id).version
             except StreamNotFoundError:
