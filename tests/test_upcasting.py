@@ -154,3 +154,27 @@ def test_a_store_without_upcasters_reads_what_was_written() -> None:
     assert store.upcasters is None
     store.append("c-1", [NewEvent("Registered", {"name": "Ana"})])
     assert store.read_stream("c-1")[0].data == {"name": "Ana"}
+
+
+def test_the_command_line_reads_through_upcasters(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from cronica.cli import app
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    with connect(url) as store:
+        store.append("c-1", [NewEvent("CustomerRegistered", {"name": "Juan Pérez"})])
+    runner = CliRunner()
+    spec = "cronica.examples.customers:customer_upcasters"
+    for args in (["read", "c-1"], ["read"]):
+        upcast = runner.invoke(app, [*args, "--store", url, "--json", "--upcasters", spec])
+        assert upcast.exit_code == 0, upcast.output
+        assert '"firstName":"Juan"' in upcast.stdout.replace(" ", "")
+        plain = runner.invoke(app, [*args, "--store", url, "--json"])
+        assert '"name":"JuanPérez"' in plain.stdout.replace(" ", "")
+    from_env = runner.invoke(
+        app, ["read", "c-1", "--store", url, "--json"], env={"CRONICA_UPCASTERS": spec}
+    )
+    assert '"lastName":"Pérez"' in from_env.stdout.replace(" ", "")
+    wrong = runner.invoke(app, ["read", "--store", url, "--upcasters", "cronica:connect"])
+    assert wrong.exit_code == 1 and "not a Upcasters" in wrong.stderr

@@ -5,40 +5,18 @@ Registered on the ``cronica`` app by :mod:`cronica.cli` (kept apart to keep that
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 import cronica
+from cronica._cli_objects import load_object
 from cronica.cli import JsonFlag, _echo_json_lines, _redacted, _reports_errors, app
 from cronica.errors import InvalidInputError
 from cronica.migration import DEFAULT_BATCH_SIZE, CompactionRules, MigrationReport, migrate_store
 from cronica.upcasting import Upcasters
-
-
-def load_object(spec: str, kind: type[Any], option: str) -> Any:
-    """The object named ``module:attribute`` (modules are also looked up in the current
-    folder), which must be a ``kind``."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise InvalidInputError(f"{option} takes module:attribute, not {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidInputError(f"{option}: cannot import {module_name!r}: {exc}") from exc
-    found = getattr(module, attribute, None)
-    if not isinstance(found, kind):
-        raise InvalidInputError(
-            f"{option}: {spec} is {type(found).__name__}, not a {kind.__name__}"
-        )
-    return found
 
 
 @app.command(short_help="Copy a store into a new one, upcasting and compacting; resumable.")

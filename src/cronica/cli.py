@@ -26,6 +26,7 @@ from rich.text import Text
 
 import cronica
 from cronica import _demo
+from cronica._cli_objects import load_object
 from cronica.errors import CronicaError, InvalidEventDataError, InvalidInputError
 from cronica.events import (
     AppendResult,
@@ -38,6 +39,7 @@ from cronica.events import (
     parse_timestamp,
 )
 from cronica.store.base import EventStore, StoreStatus
+from cronica.upcasting import Upcasters
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -497,6 +499,14 @@ def read(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=0, help="At most this many events.")] = None,
+    upcasters: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CRONICA_UPCASTERS",
+            metavar="MODULE:NAME",
+            help="An Upcasters object: print every event at its newest schema version.",
+        ),
+    ] = None,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
     as_json: JsonFlag = False,
 ) -> None:
@@ -517,18 +527,19 @@ def read(
         "--follow": follow or None,
         "--interval": interval,
     }
+    chains = load_object(upcasters, Upcasters, "--upcasters") if upcasters else None
     if aggregate_id is None:
         _refuse_given(stream_only, "only for a stream: give AGGREGATE_ID")
         if interval is not None and not follow:
             raise _usage("only with --follow", "--interval")
         query = _LogQuery(after or 0, limit, event_types, aggregate_types)
         poll = (interval or DEFAULT_INTERVAL) if follow else None
-        with cronica.connect(store_url) as store:
+        with cronica.connect(store_url, upcasters=chains) as store:
             _print_log(store, query, as_json, poll)
         return
     _refuse_given(log_only, "only for the global log: drop AGGREGATE_ID")
     moment = None if as_of is None else parse_timestamp(as_of)
-    with cronica.connect(store_url) as store:
+    with cronica.connect(store_url, upcasters=chains) as store:
         events = store.read_stream(
             aggregate_id, from_version or 1, to_version, moment, backward, limit
         )
