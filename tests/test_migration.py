@@ -353,6 +353,7 @@ def test_the_command_loads_rules_from_the_current_folder_and_reports(
     with SQLiteEventStore(tmp_path / "src.db") as source:
         fill(source, streams=2, per_stream=3)
         kept = len(source.read_all(event_types=["ProductAdded"]))
+        len_src = len(source.read_all())
     runner = CliRunner()
     src, dst = f"sqlite:///{tmp_path}/src.db", f"sqlite:///{tmp_path}/dst.db"
     done = runner.invoke(
@@ -375,5 +376,8 @@ def test_the_command_loads_rules_from_the_current_folder_and_reports(
     assert same.exit_code == 1 and "same" in same.stderr
     taken = runner.invoke(app, ["migrate", src, dst.replace("dst", "src2")])
     assert taken.exit_code == 0, taken.output
+    # Without --json: a progress bar on stderr, a one-line report on stdout.
+    assert f"copying {'━' * 10}" in taken.stderr and f"{len_src}/{len_src}" in taken.stderr
+    assert "verified, checksum" in taken.stdout
     again = runner.invoke(app, ["migrate", dst, dst.replace("dst", "src2")])
     assert again.exit_code == 1 and "holds events" in again.stderr
