@@ -72,6 +72,21 @@ def pg_schema() -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_schema_factory() -> Iterator[Callable[[], str]]:
+    """``make()``: a fresh PostgreSQL schema name per call, all dropped after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        require_postgres()
+        made.append(f"t_{uuid.uuid4().hex[:16]}")
+        return made[-1]
+
+    yield make
+    for schema in made:
+        drop_schema(schema)
+
+
+@pytest.fixture
 def make_store(tmp_path: Path) -> Iterator[Callable[..., EventStore]]:
     """``make_store(backend, **options)``: a new store; several calls on SQLite or PostgreSQL
     open the same database (as another process would)."""

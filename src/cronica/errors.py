@@ -20,8 +20,13 @@
     ├── StreamNotFoundError
     ├── AppendOnlyViolationError       something tried to UPDATE or DELETE stored events
     ├── InvariantError                 a command broke a rule of the domain (nothing recorded)
+    ├── ProjectionNotFoundError        no projection of that name is known
+    ├── ProjectionStateError           an operator action that the projection's state forbids
+    ├── LeaseLostError                 another runner took over a projection mid-batch
     └── StoreError                     the backend failed (connection lost, disk full, ...)
-        └── StoreUnavailableError      the backend cannot be reached
+        ├── StoreUnavailableError      the backend cannot be reached
+        └── ReadModelError             a read-model database failed (SQL error, lost connection)
+            └── ReadModelUnavailableError  the read-model database cannot be reached
 
 Database driver errors are translated at the backend edge and never reach callers untranslated;
 the original exception is kept as ``__cause__``.
@@ -148,6 +153,36 @@ class StoreError(CronicaError):
 
 class StoreUnavailableError(StoreError):
     """The backend cannot be reached."""
+
+
+class ReadModelError(StoreError):
+    """A read-model database failed: bad SQL in a projection, a constraint, a lost connection."""
+
+
+class ReadModelUnavailableError(ReadModelError):
+    """The read-model database cannot be reached; retrying later may work."""
+
+
+class ProjectionNotFoundError(CronicaError, LookupError):
+    """No projection of that name is registered (or recorded in the read-model database)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no projection named {name!r}")
+        self.name = name
+
+
+class ProjectionStateError(CronicaError):
+    """An operator action that the projection's current state does not allow (skipping an
+    event of a projection that has not failed, say)."""
+
+
+class LeaseLostError(CronicaError):
+    """This runner no longer holds the projection's lease: another runner took over, and the
+    batch in hand was rolled back."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the lease on projection {name!r} is held by another runner")
+        self.name = name
 
 
 def _describe(expected: Any) -> str:

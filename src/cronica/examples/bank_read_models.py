@@ -1,0 +1,196 @@
+"""The seed's read models for the bank (1.4.3): accounts, transactions, active accounts.
+
+- ``accounts``: one row per account (id, owner, balance, status, version).
+- ``transactions``: one row per movement (deposit, withdrawal, transfer in or out), amount
+  positive, with the event's id and time.
+- ``active_accounts``: the accounts with a balance above zero (a view over its own table).
+
+Amounts are kept as integer cents (``balance_cents``): exact in SQLite and PostgreSQL alike
+(SQLite has no decimal type). :func:`money` turns them back into ``"1000.00"``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from cronica.events import RecordedEvent
+from cronica.projections.base import Projection, ProjectionWriter, on
+
+ERASED_OWNER = "[erased]"
+"""The owner shown once an account holder's personal data is erased."""
+
+
+def cents(value: object) -> int:
+    """A decimal amount as stored in an event (``"12.30"``) in integer cents (1230)."""
+    return int(Decimal(str(value)).scaleb(2))
+
+
+def money(value_cents: int) -> str:
+    """Integer cents as a decimal string with two places: ``123`` -> ``"1.23"``."""
+    return str(Decimal(value_cents).scaleb(-2).quantize(Decimal("0.01")))
+
+
+def _time(event: RecordedEvent) -> str:
+    return event.timestamp.isoformat()
+
+
+class AccountsProjection(Projection):
+    """``accounts``: id, owner, balance, status and version of every account."""
+
+    name = "accounts"
+    tables = {
+        "accounts": """
+            CREATE TABLE {accounts} (
+                account_id    TEXT PRIMARY KEY,
+                owner         TEXT NOT NULL,
+                balance_cents BIGINT NOT NULL,
+                status        TEXT NOT NULL,
+                version       INTEGER NOT NULL,
+                updated_at    TEXT NOT NULL
+            )""",
+    }
+
+    @on("AccountCreated")
+    def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "INSERT INTO {accounts} VALUES (?, ?, 0, 'open', ?, ?)",
+            [event.aggregate_id, event.data["owner"], event.version, _time(event)],
+        )
+
+    @on("DepositMade", "TransferReceived")
+    def credited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        self._move(db, event, cents(event.data["amount"]))
+
+    @on("WithdrawalMade", "TransferSent")
+    def debited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        self._move(db, event, -cents(event.data["amount"]))
+
+    @on("AccountClosed")
+    def closed(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "UPDATE {accounts} SET status = 'closed', version = ?, updated_at = ?"
+            " WHERE account_id = ?",
+            [event.version, _time(event), event.aggregate_id],
+        )
+
+    @on("PersonalDataErased")
+    def erased(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "UPDATE {accounts} SET owner = ?, version = ?, updated_at = ? WHERE account_id = ?",
+            [ERASED_OWNER, event.version, _time(event), event.aggregate_id],
+        )
+
+    def _move(self, db: ProjectionWriter, event: RecordedEvent, delta: int) -> None:
+        db.execute(
+            "UPDATE {accounts} SET balance_cents = balance_cents + ?, version = ?,"
+            " updated_at = ? WHERE account_id = ?",
+            [delta, event.version, _time(event), event.aggregate_id],
+        )
+
+
+_KINDS = {
+    "DepositMade": ("deposit", "in"),
+    "WithdrawalMade": ("withdrawal", "out"),
+    "TransferSent": ("transfer", "out"),
+    "TransferReceived": ("transfer", "in"),
+}
+
+
+class TransactionsProjection(Projection):
+    """``transactions``: every movement of money, by account, in log order."""
+
+    name = "transactions"
+    tables = {
+        "transactions": """
+            CREATE TABLE {transactions} (
+                event_id     TEXT PRIMARY KEY,
+                account_id   TEXT NOT NULL,
+                position     BIGINT NOT NULL,
+                type         TEXT NOT NULL,
+                direction    TEXT NOT NULL,
+                amount_cents BIGINT NOT NULL,
+                counterparty TEXT,
+                timestamp    TEXT NOT NULL
+            );
+            CREATE INDEX {transactions}_by_account ON {transactions} (account_id, position)""",
+    }
+
+    @on(*_KINDS)
+    def moved(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        kind, direction = _KINDS[event.event_type]
+        data = event.data
+        db.execute(
+            "INSERT INTO {transactions} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                str(event.event_id),
+                event.aggregate_id,
+                event.position,
+                kind,
+                direction,
+                cents(data["amount"]),
+                data.get("to") or data.get("from"),
+                _time(event),
+            ],
+        )
+
+
+class ActiveAccountsProjection(Projection):
+    """``active_accounts``: open accounts whose balance is above zero (seed: "solo cuentas con
+    saldo > 0"). Its table keeps every account's balance; the view shows the active ones."""
+
+    name = "active_accounts"
+    tables = {
+        "active_account_balances": """
+            CREATE TABLE {active_account_balances} (
+                account_id    TEXT PRIMARY KEY,
+                owner         TEXT NOT NULL,
+                balance_cents BIGINT NOT NULL
+            );
+            CREATE INDEX {active_account_balances}_positive
+                ON {active_account_balances} (account_id) WHERE balance_cents > 0""",
+    }
+    views = {
+        "active_accounts": "SELECT account_id, owner, balance_cents"
+        " FROM {active_account_balances} WHERE balance_cents > 0",
+    }
+
+    @on("AccountCreated")
+    def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "INSERT INTO {active_account_balances} VALUES (?, ?, 0)",
+            [event.aggregate_id, event.data["owner"]],
+        )
+
+    @on("DepositMade", "TransferReceived")
+    def credited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "UPDATE {active_account_balances} SET balance_cents = balance_cents + ?"
+            " WHERE account_id = ?",
+            [cents(event.data["amount"]), event.aggregate_id],
+        )
+
+    @on("WithdrawalMade", "TransferSent")
+    def debited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "UPDATE {active_account_balances} SET balance_cents = balance_cents - ?"
+            " WHERE account_id = ?",
+            [cents(event.data["amount"]), event.aggregate_id],
+        )
+
+    @on("AccountClosed")
+    def closed(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "DELETE FROM {active_account_balances} WHERE account_id = ?", [event.aggregate_id]
+        )
+
+    @on("PersonalDataErased")
+    def erased(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.execute(
+            "UPDATE {active_account_balances} SET owner = ? WHERE account_id = ?",
+            [ERASED_OWNER, event.aggregate_id],
+        )
+
+
+def bank_projections() -> list[Projection]:
+    """The bank service's projections: ``accounts``, ``transactions``, ``active_accounts``."""
+    return [AccountsProjection(), TransactionsProjection(), ActiveAccountsProjection()]

@@ -1,0 +1,80 @@
+"""Read-model databases: SQL tables that projections write and queries read.
+
+``connect_read_models(url)`` takes the same URLs as the event store: ``sqlite:///read.db``,
+``postgresql://...?schema=name``, and ``memory://`` (a private in-memory SQLite database).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cronica.errors import InvalidURLError
+from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
+from cronica.readmodels.sqlite import SQLiteReadModels
+
+if TYPE_CHECKING:
+    from cronica.store.base import EventStore
+
+__all__ = [
+    "ReadModelDatabase",
+    "ReadModelTransaction",
+    "SQLiteReadModels",
+    "connect_read_models",
+    "read_models_for",
+]
+
+
+def read_models_for(store: EventStore) -> ReadModelDatabase:
+    """Read models in the event store's own database: the same SQLite file, the same PostgreSQL
+    database and schema; for an in-memory store, an in-memory SQLite database."""
+    from cronica.store.sqlite import SQLiteEventStore
+
+    if isinstance(store, SQLiteEventStore):
+        return SQLiteReadModels(str(store.path))
+    if store.backend_name == "postgresql":
+        from cronica.readmodels.postgres import PostgresReadModels
+        from cronica.store.postgres import PostgresEventStore
+
+        assert isinstance(store, PostgresEventStore)
+        return PostgresReadModels(store._conninfo, schema=store.schema)  # noqa: SLF001
+    return SQLiteReadModels(":memory:")
+
+
+def connect_read_models(url: str) -> ReadModelDatabase:
+    """Open the read-model database at ``url``.
+
+    >>> db = connect_read_models("memory://")
+    >>> db.dialect
+    'sqlite'
+    >>> db.close()
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "memory":
+        return SQLiteReadModels(":memory:")
+    if scheme == "sqlite":
+        rest = url.split("://", 1)[1]
+        path = rest[1:].partition("?")[0] if rest.startswith("/") else ""
+        if not path:
+            raise InvalidURLError(f"SQLite URLs are sqlite:///relative.db, not {url!r}")
+        return SQLiteReadModels(path)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from cronica.readmodels.postgres import PostgresReadModels
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise InvalidURLError(
+                "PostgreSQL needs the driver: pip install 'cronica[postgres]'"
+            ) from exc
+        parts = urlsplit(url)
+        schema = "public"
+        passthrough = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "schema":
+                schema = value
+            elif key != "synchronous_commit":
+                passthrough.append((key, value))
+        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(passthrough), ""))
+        return PostgresReadModels(conninfo, schema=schema)
+    raise InvalidURLError(
+        f"not a read-model URL: {url!r} (use memory://, sqlite:///path or postgresql://...)"
+    )

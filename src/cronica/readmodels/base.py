@@ -1,0 +1,91 @@
+"""The read-model database port: where projections keep their tables.
+
+A read model is plain SQL tables in SQLite or PostgreSQL, the event store's database or another
+one. Projections write through a :class:`ReadModelTransaction` and queries read through
+:meth:`ReadModelDatabase.query`; both take SQL with ``?`` placeholders on every backend (the
+PostgreSQL backend translates them), so a projection's SQL runs on either database as long as it
+keeps to their common dialect (``INSERT ... ON CONFLICT``, ``TEXT``, ``BIGINT``, ...).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+Row = tuple[Any, ...]
+
+
+class ReadModelTransaction(abc.ABC):
+    """One open transaction on a read-model database (see :meth:`ReadModelDatabase.transaction`)."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed (-1 when not known)."""
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters, as fast as the driver allows."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query inside this transaction (it sees the transaction's own writes)."""
+
+    @abc.abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: an exception inside rolls back to its start and propagates."""
+
+
+class ReadModelDatabase(abc.ABC):
+    """A SQL database holding read models, with one writer at a time and many readers.
+
+    >>> from cronica.readmodels import connect_read_models
+    >>> db = connect_read_models("sqlite:///:memory:")
+    >>> with db.transaction() as tx:
+    ...     _ = tx.execute("CREATE TABLE t (x INTEGER)")
+    ...     _ = tx.execute("INSERT INTO t VALUES (?)", [1])
+    >>> db.query("SELECT x FROM t")
+    [(1,)]
+    >>> db.close()
+    """
+
+    dialect: ClassVar[str] = "abstract"
+    now_sql: ClassVar[str] = ""
+    """A SQL expression for the database server's clock in seconds since the epoch (leases)."""
+
+    url: str
+    """The URL this database was opened with (without credentials on PostgreSQL)."""
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[ReadModelTransaction]:
+        """Open a write transaction: committed when the block exits cleanly, rolled back when it
+        raises. Transactions of one database object run one at a time (they queue)."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a read in a short transaction of its own; safe to call from any thread."""
+
+    @abc.abstractmethod
+    def table_exists(self, name: str) -> bool:
+        """Whether a table or view of that name exists (in this database's schema)."""
+
+    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
+        """Close every connection; the object cannot be used afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def rows_of(cursor_rows: Iterator[Row] | list[Row]) -> list[Row]:
+    """Rows as plain tuples (drivers may hand out their own row types)."""
+    return [tuple(row) for row in cursor_rows]

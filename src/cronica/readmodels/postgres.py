@@ -1,0 +1,176 @@
+"""Read models in PostgreSQL: the event store's database or another one, in a schema of choice.
+
+The writer connection runs with ``synchronous_commit=off``: a crash of the server may undo the
+last commits, but each commit carries a projection's writes together with its checkpoint, so the
+read model falls back to an earlier consistent point and the projector redoes the rest. Queries
+use a pool of their own. Projections write SQL with ``?`` placeholders; they are translated to
+psycopg's ``%s`` once per statement text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from cronica.errors import InvalidURLError, ReadModelError, ReadModelUnavailableError
+from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction, Row
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A quoted string or identifier, a lone '?', or a lone '%': only the last two are rewritten.
+_REWRITES = {"?": "%s", "%": "%%"}
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+
+
+@lru_cache(maxsize=1024)
+def to_psycopg(sql: str) -> str:
+    """``?`` placeholders to ``%s`` (and a literal ``%`` to ``%%``), outside quoted text."""
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        return _REWRITES.get(text, text)
+
+    return _TOKENS.sub(replace, sql)
+
+
+def _translate(exc: psycopg.Error) -> ReadModelError:
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
+        return ReadModelUnavailableError(f"PostgreSQL read models: {exc}")
+    return ReadModelError(f"PostgreSQL read models: {exc}")
+
+
+class _PostgresTransaction(ReadModelTransaction):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return self._conn.execute(to_psycopg(sql), params).rowcount
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.executemany(to_psycopg(sql), rows)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return self._conn.execute(to_psycopg(sql), params).fetchall()
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        try:
+            with self._conn.transaction():
+                yield
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+
+class PostgresReadModels(ReadModelDatabase):
+    """Read models in the PostgreSQL database ``conninfo``, in ``schema`` (created if missing)."""
+
+    dialect = "postgresql"
+    now_sql = "extract(epoch from clock_timestamp())::float8"
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        pool_size: int = 4,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise InvalidURLError(f"schema must be a plain identifier, not {schema!r}")
+        self.schema = schema
+        self.url = f"postgresql://{conninfo.split('@')[-1]}?schema={schema}"
+        self._conninfo = conninfo
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "options": f"-c search_path={schema} -c TimeZone=UTC -c synchronous_commit=off",
+            "connect_timeout": max(1, int(connect_timeout)),
+        }
+        self._lock = threading.Lock()
+        self._closed = False
+        self._writer: psycopg.Connection[Any] | None = None
+        try:
+            with psycopg.connect(conninfo, **self._kwargs) as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
+            psycopg_pool.ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                kwargs=self._kwargs,
+                timeout=connect_timeout,
+                open=True,
+            )
+        )
+
+    def _writer_connection(self) -> psycopg.Connection[Any]:
+        if self._writer is None or self._writer.closed or self._writer.broken:
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = psycopg.connect(self._conninfo, **self._kwargs)
+        return self._writer
+
+    @contextmanager
+    def transaction(self) -> Iterator[ReadModelTransaction]:
+        with self._lock:
+            if self._closed:
+                raise ReadModelError("the read-model database is closed")
+            try:
+                conn = self._writer_connection()
+                block = conn.transaction()
+                block.__enter__()
+            except psycopg.Error as exc:
+                raise _translate(exc) from exc
+            try:
+                yield _PostgresTransaction(conn)
+            except BaseException as exc:
+                # If the connection broke, the transaction is gone with it.
+                with suppress(psycopg.Error):
+                    block.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            try:
+                block.__exit__(None, None, None)
+            except psycopg.Error as exc:
+                raise _translate(exc) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._closed:
+            raise ReadModelError("the read-model database is closed")
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(to_psycopg(sql), params).fetchall()
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise _translate(exc) from exc
+
+    def table_exists(self, name: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [self.schema, name],
+        )
+        return bool(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._writer is not None:
+                self._writer.close()
+        self._pool.close()

@@ -1,0 +1,179 @@
+"""Read models in SQLite: a file of their own, the event store's file, or memory.
+
+One writer connection (transactions start with ``BEGIN IMMEDIATE``, which takes the write lock up
+front, so a transaction never fails half-way on a lock upgrade) and a small pool of readers, in
+WAL mode so queries run beside the projector. ``synchronous=NORMAL``: a power loss may undo the
+last commits, but a commit carries the projection's writes and its checkpoint together, so the
+read model rolls back to an earlier consistent point and the projector redoes the rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from cronica.errors import ReadModelError, ReadModelUnavailableError
+from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction, Row
+
+_memory_ids = itertools.count(1)
+
+
+def _translate(exc: sqlite3.Error) -> ReadModelError:
+    if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+        return ReadModelUnavailableError(f"SQLite read models: {exc}")
+    return ReadModelError(f"SQLite read models: {exc}")
+
+
+class _SQLiteTransaction(ReadModelTransaction):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._savepoints = itertools.count(1)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return self._conn.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        name = f"sp{next(self._savepoints)}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            raise
+        self._conn.execute(f"RELEASE {name}")
+
+
+class SQLiteReadModels(ReadModelDatabase):
+    """Read models in the SQLite file at ``path`` (``":memory:"`` for a private in-memory
+    database, shared by this object's connections).
+
+    >>> db = SQLiteReadModels(":memory:")
+    >>> db.table_exists("accounts")
+    False
+    >>> db.close()
+    """
+
+    dialect = "sqlite"
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        if path == ":memory:":
+            # A named in-memory database, so the reader connections see the writer's tables.
+            self._target = f"file:cronica-read-models-{next(_memory_ids)}?mode=memory&cache=shared"
+            self._uri = True
+        else:
+            self._target, self._uri = path, False
+        self._lock = threading.Lock()
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            self._writer = self._open()
+            if not self._uri:
+                self._use_wal(self._writer)
+        except sqlite3.Error as exc:
+            self.close()
+            raise _translate(exc) from exc
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._target, uri=self._uri, isolation_level=None, check_same_thread=False, timeout=0
+        )
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._all.append(conn)
+        return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching to WAL needs the file alone for a moment and SQLite does not wait for it.
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            if time.monotonic() > deadline:
+                raise ReadModelError(f"SQLite read models: could not switch {self.path} to WAL")
+            time.sleep(0.005)
+
+    @contextmanager
+    def transaction(self) -> Iterator[ReadModelTransaction]:
+        with self._lock:
+            if self._closed:
+                raise ReadModelError("the read-model database is closed")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            try:
+                yield _SQLiteTransaction(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _translate(exc) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._closed:
+            raise ReadModelError("the read-model database is closed")
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            try:
+                with self._lock:
+                    conn = self._open()
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        finally:
+            self._readers.put(conn)
+
+    def table_exists(self, name: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", [name]
+        )
+        return bool(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in self._all:
+                conn.close()
