@@ -190,6 +190,11 @@ class Projector:
             self._thread.start()
         return self
 
+    def request_stop(self) -> None:
+        """Ask :meth:`run_forever` to return after the batch in hand (safe in a signal
+        handler); it releases the leases on its way out."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the background thread (after its current batch) and release the leases."""
         self._stopping.set()
