@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -279,6 +280,7 @@ def test_a_rebuild_fills_a_new_generation_while_queries_keep_answering(
     before = rows(p, "SELECT * FROM accounts")
     p.catalog.request_rebuild("accounts", actor="ops", reason="test")
     p.run_once()  # starts the rebuild and applies its first batch
+    time.sleep(0.05)  # so the rebuild has a measurable rate for its ETA
     status = projection_status(store, p.read_models, ["accounts"])[0]
     assert status.rebuild is not None and status.rebuild.generation == 2
     assert 0 < status.rebuild.events_done < status.rebuild.events_total

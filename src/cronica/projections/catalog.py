@@ -211,6 +211,35 @@ class Catalog:
 
     # -- progress ----------------------------------------------------------------------------
 
+    def claim(
+        self,
+        tx: ReadModelTransaction,
+        name: str,
+        owner: str,
+        ttl: float,
+        *,
+        rebuild: bool,
+        position: int,
+    ) -> bool:
+        """First statement of a batch's transaction: check that ``owner`` holds the lease and
+        the track is still at ``position``, lock the row (PostgreSQL) until the batch commits,
+        and renew the lease. Raises :class:`LeaseLostError` if another runner holds it; returns
+        False if the checkpoint moved meanwhile (an operator skipped an event, say)."""
+        column = "rebuild_position" if rebuild else "position"
+        changed = tx.execute(
+            self._sql(
+                "UPDATE cronica_projections SET lease_until = {now} + ?"
+                f" WHERE name = ? AND lease_owner = ? AND {column} = ? AND state <> ?"
+            ),
+            [ttl, name, owner, position, FAILED],
+        )
+        if changed == 1:
+            return True
+        rows = tx.query("SELECT lease_owner FROM cronica_projections WHERE name = ?", [name])
+        if not rows or rows[0][0] != owner:
+            raise LeaseLostError(name)
+        return False
+
     def advance(
         self,
         tx: ReadModelTransaction,

@@ -60,6 +60,10 @@ class _Track:
     names: dict[str, str]
 
 
+class _MovedError(Exception):
+    """A track's checkpoint moved since the pass read it; the next pass starts afresh."""
+
+
 class _HandlerFailedError(Exception):
     """A handler raised in the fast path; the batch is redone with each track isolated."""
 
@@ -321,6 +325,8 @@ class Projector:
         except LeaseLostError as exc:
             self._lost(exc.name)
             return 0
+        except _MovedError:
+            return 0
         for track in group:
             self._caught_up[(track.projection.name, track.rebuild)] = caught_up
         with self._changed:
@@ -333,6 +339,16 @@ class Projector:
         state = LIVE if caught_up else CATCHING_UP
         last = events[-1].position
         with self.read_models.transaction() as tx:
+            for track in group:
+                if not self.catalog.claim(
+                    tx,
+                    track.projection.name,
+                    self.owner,
+                    self.lease_ttl,
+                    rebuild=track.rebuild,
+                    position=track.position,
+                ):
+                    raise _MovedError
             for track in group:
                 relevant = _relevant(track.projection, events)
                 writer = ProjectionWriter(tx, track.names)
