@@ -101,10 +101,15 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     assert isinstance(group, typer.core.TyperGroup)
     readme = README.read_text(encoding="utf-8")
     assert group.commands, "the CLI has no commands"
+    commands: list[tuple[str, Any]] = []
     for name, command in group.commands.items():
+        commands.append((name, command))
+        if isinstance(command, typer.core.TyperGroup):
+            commands.extend((f"{name} {sub}", c) for sub, c in command.commands.items())
+    for name, command in commands:
         assert command.help, f"cronica {name} has no help text"
         assert command.short_help, f"cronica {name} has no summary in the command list"
-        shown = " ".join(ok(name, "--help").stdout.split())
+        shown = " ".join(ok(*name.split(), "--help").stdout.split())
         assert " ".join(command.help.split()[:6]) in shown
         assert f"cronica {name}" in readme, f"README.md does not document `cronica {name}`"
 
@@ -112,7 +117,12 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 def test_commands_are_the_library_verbs() -> None:
     group = get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
-    assert set(group.commands) == {"init", "append", "read", "streams", "status", "demo", "migrate"}
+    assert set(group.commands) == {
+        "init", "append", "read", "streams", "status", "demo", "migrate", "projections",
+    }  # fmt: skip
+    projections = group.commands["projections"]
+    assert isinstance(projections, typer.core.TyperGroup)
+    assert set(projections.commands) == {"run", "status", "rebuild", "skip", "retry", "history"}
 
 
 # -- init --------------------------------------------------------------------------------------

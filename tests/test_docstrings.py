@@ -15,7 +15,13 @@ MODULES = [
     "cronica.aggregates",
     "cronica.audit",
     "cronica.event_types",
+    "cronica.projections.as_of",
+    "cronica.projections.runner",
+    "cronica.readmodels",
+    "cronica.readmodels.base",
+    "cronica.readmodels.sqlite",
     "cronica.repository",
+    "cronica.subscriptions",
     "cronica.testing",
     "cronica.upcasting",
 ]

@@ -18,6 +18,11 @@ PUBLIC = {
     "Aggregate", "Audit", "CommandResult", "DomainEvent", "EventNameWarning", "EventRegistry",
     "InvariantError", "MemorySnapshotStore", "Repository", "Snapshot", "SnapshotStore",
     "UnknownEventTypeError", "UpcastingError", "Upcasters", "audit_context", "current_audit",
+    # the read side
+    "LeaseLostError", "Projection", "ProjectionNotFoundError", "ProjectionStateError",
+    "ProjectionStatus", "Projector", "ReadModelDatabase", "ReadModelError",
+    "ReadModelUnavailableError", "Subscription", "connect_read_models", "projection_as_of",
+    "projection_status",
 }  # fmt: skip
 
 

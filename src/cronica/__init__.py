@@ -27,6 +27,11 @@ from cronica.errors import (
     InvalidReadError,
     InvalidURLError,
     InvariantError,
+    LeaseLostError,
+    ProjectionNotFoundError,
+    ProjectionStateError,
+    ReadModelError,
+    ReadModelUnavailableError,
     StoreError,
     StoreUnavailableError,
     StreamNotFoundError,
@@ -45,9 +50,18 @@ from cronica.events import (
     StreamInfo,
     StreamState,
 )
+from cronica.projections import (
+    Projection,
+    ProjectionStatus,
+    Projector,
+    projection_as_of,
+    projection_status,
+)
+from cronica.readmodels import ReadModelDatabase, connect_read_models
 from cronica.repository import CommandResult, Repository
 from cronica.snapshots import MemorySnapshotStore, Snapshot, SnapshotStore
 from cronica.store import EventStore, HorizonHolder, MemoryEventStore, SQLiteEventStore, StoreStatus
+from cronica.subscriptions import Subscription
 from cronica.upcasting import Upcasters
 
 __version__ = "0.1.0"
@@ -83,9 +97,18 @@ __all__ = [
     "InvalidReadError",
     "InvalidURLError",
     "InvariantError",
+    "LeaseLostError",
     "MemoryEventStore",
     "MemorySnapshotStore",
     "NewEvent",
+    "Projection",
+    "ProjectionNotFoundError",
+    "ProjectionStateError",
+    "ProjectionStatus",
+    "Projector",
+    "ReadModelDatabase",
+    "ReadModelError",
+    "ReadModelUnavailableError",
     "RecordedEvent",
     "Repository",
     "SQLiteEventStore",
@@ -97,14 +120,18 @@ __all__ = [
     "StreamInfo",
     "StreamNotFoundError",
     "StreamState",
+    "Subscription",
     "UnknownEventTypeError",
     "Upcasters",
     "UpcastingError",
     "audit_context",
     "connect",
     "connect_async",
+    "connect_read_models",
     "current_audit",
     "from_cloudevent",
+    "projection_as_of",
+    "projection_status",
     "recorded_from_cloudevent",
     "to_cloudevent",
 ]
