@@ -26,7 +26,7 @@ from tests.conftest import POSTGRES_URL
 KILLS = 15
 QUERIES = {
     "accounts": "SELECT account_id, owner, balance_cents, status, version FROM accounts",
-    "transactions": "SELECT event_id, account_id, position, type, direction, amount_cents,"
+    "transactions": "SELECT position, event_id, account_id, type, direction, amount_cents,"
     " counterparty, timestamp FROM transactions",
     "active_accounts": "SELECT account_id, owner, balance_cents FROM active_accounts",
 }

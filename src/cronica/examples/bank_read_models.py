@@ -21,17 +21,22 @@ ERASED_OWNER = "[erased]"
 
 
 def cents(value: object) -> int:
-    """A decimal amount as stored in an event (``"12.30"``) in integer cents (1230)."""
+    """A decimal amount as stored in an event (``"12.30"``) in integer cents (1230).
+
+    >>> cents("12.30"), cents("7"), cents("0.5")
+    (1230, 700, 50)
+    """
+    if type(value) is str:
+        whole, dot, fraction = value.partition(".")
+        # The bank's amounts are plain positive numbers with at most two places: the fast way.
+        if whole.isdigit() and (not dot or (fraction.isdigit() and len(fraction) <= 2)):
+            return int(whole) * 100 + (int(fraction.ljust(2, "0")) if dot else 0)
     return int(Decimal(str(value)).scaleb(2))
 
 
 def money(value_cents: int) -> str:
     """Integer cents as a decimal string with two places: ``123`` -> ``"1.23"``."""
     return str(Decimal(value_cents).scaleb(-2).quantize(Decimal("0.01")))
-
-
-def _time(event: RecordedEvent) -> str:
-    return event.timestamp.isoformat()
 
 
 class AccountsProjection(Projection):
@@ -45,16 +50,15 @@ class AccountsProjection(Projection):
                 owner         TEXT NOT NULL,
                 balance_cents BIGINT NOT NULL,
                 status        TEXT NOT NULL,
-                version       INTEGER NOT NULL,
-                updated_at    TEXT NOT NULL
+                version       INTEGER NOT NULL
             )""",
     }
 
     @on("AccountCreated")
     def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
-            "INSERT INTO {accounts} VALUES (?, ?, 0, 'open', ?, ?)",
-            [event.aggregate_id, event.data["owner"], event.version, _time(event)],
+        db.write(
+            "INSERT INTO {accounts} VALUES (?, ?, 0, 'open', ?)",
+            [event.aggregate_id, event.data["owner"], event.version],
         )
 
     @on("DepositMade", "TransferReceived")
@@ -67,24 +71,23 @@ class AccountsProjection(Projection):
 
     @on("AccountClosed")
     def closed(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
-            "UPDATE {accounts} SET status = 'closed', version = ?, updated_at = ?"
-            " WHERE account_id = ?",
-            [event.version, _time(event), event.aggregate_id],
+        db.write(
+            "UPDATE {accounts} SET status = 'closed', version = ? WHERE account_id = ?",
+            [event.version, event.aggregate_id],
         )
 
     @on("PersonalDataErased")
     def erased(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
-            "UPDATE {accounts} SET owner = ?, version = ?, updated_at = ? WHERE account_id = ?",
-            [ERASED_OWNER, event.version, _time(event), event.aggregate_id],
+        db.write(
+            "UPDATE {accounts} SET owner = ?, version = ? WHERE account_id = ?",
+            [ERASED_OWNER, event.version, event.aggregate_id],
         )
 
     def _move(self, db: ProjectionWriter, event: RecordedEvent, delta: int) -> None:
-        db.execute(
-            "UPDATE {accounts} SET balance_cents = balance_cents + ?, version = ?,"
-            " updated_at = ? WHERE account_id = ?",
-            [delta, event.version, _time(event), event.aggregate_id],
+        db.write(
+            "UPDATE {accounts} SET balance_cents = balance_cents + ?, version = ?"
+            " WHERE account_id = ?",
+            [delta, event.version, event.aggregate_id],
         )
 
 
@@ -103,9 +106,9 @@ class TransactionsProjection(Projection):
     tables = {
         "transactions": """
             CREATE TABLE {transactions} (
-                event_id     TEXT PRIMARY KEY,
+                position     BIGINT PRIMARY KEY,
+                event_id     TEXT NOT NULL,
                 account_id   TEXT NOT NULL,
-                position     BIGINT NOT NULL,
                 type         TEXT NOT NULL,
                 direction    TEXT NOT NULL,
                 amount_cents BIGINT NOT NULL,
@@ -119,19 +122,24 @@ class TransactionsProjection(Projection):
     def moved(self, db: ProjectionWriter, event: RecordedEvent) -> None:
         kind, direction = _KINDS[event.event_type]
         data = event.data
-        db.execute(
+        db.write(
             "INSERT INTO {transactions} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
+                event.position,
                 str(event.event_id),
                 event.aggregate_id,
-                event.position,
                 kind,
                 direction,
                 cents(data["amount"]),
                 data.get("to") or data.get("from"),
-                _time(event),
+                event.timestamp.isoformat(),
             ],
         )
+
+
+_ADD_TO_BALANCE = (
+    "UPDATE {active_account_balances} SET balance_cents = balance_cents + ? WHERE account_id = ?"
+)
 
 
 class ActiveAccountsProjection(Projection):
@@ -156,36 +164,26 @@ class ActiveAccountsProjection(Projection):
 
     @on("AccountCreated")
     def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
+        db.write(
             "INSERT INTO {active_account_balances} VALUES (?, ?, 0)",
             [event.aggregate_id, event.data["owner"]],
         )
 
     @on("DepositMade", "TransferReceived")
     def credited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
-            "UPDATE {active_account_balances} SET balance_cents = balance_cents + ?"
-            " WHERE account_id = ?",
-            [cents(event.data["amount"]), event.aggregate_id],
-        )
+        db.write(_ADD_TO_BALANCE, [cents(event.data["amount"]), event.aggregate_id])
 
     @on("WithdrawalMade", "TransferSent")
     def debited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
-            "UPDATE {active_account_balances} SET balance_cents = balance_cents - ?"
-            " WHERE account_id = ?",
-            [cents(event.data["amount"]), event.aggregate_id],
-        )
+        db.write(_ADD_TO_BALANCE, [-cents(event.data["amount"]), event.aggregate_id])
 
     @on("AccountClosed")
     def closed(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
-            "DELETE FROM {active_account_balances} WHERE account_id = ?", [event.aggregate_id]
-        )
+        db.write("DELETE FROM {active_account_balances} WHERE account_id = ?", [event.aggregate_id])
 
     @on("PersonalDataErased")
     def erased(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.execute(
+        db.write(
             "UPDATE {active_account_balances} SET owner = ? WHERE account_id = ?",
             [ERASED_OWNER, event.aggregate_id],
         )

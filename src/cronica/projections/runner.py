@@ -354,7 +354,7 @@ class Projector:
                 writer = ProjectionWriter(tx, track.names)
                 if not isolate:
                     try:
-                        track.projection.apply(writer, relevant)
+                        _apply(track.projection, writer, relevant)
                     except (LeaseLostError, ReadModelUnavailableError):
                         raise
                     except Exception as exc:
@@ -363,7 +363,7 @@ class Projector:
                     continue
                 try:
                     with tx.savepoint():
-                        track.projection.apply(writer, relevant)
+                        _apply(track.projection, writer, relevant)
                         self._advance(tx, track, last, len(events), state)
                 except (LeaseLostError, ReadModelUnavailableError):
                     raise
@@ -384,7 +384,7 @@ class Projector:
         for event in relevant:
             try:
                 with tx.savepoint():
-                    track.projection.apply(writer, [event])
+                    _apply(track.projection, writer, [event])
             except (LeaseLostError, ReadModelUnavailableError):
                 raise
             except Exception as exc:
@@ -495,6 +495,15 @@ def _is_dead_local_runner(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _apply(projection: Projection, writer: ProjectionWriter, events: list[RecordedEvent]) -> None:
+    try:
+        projection.apply(writer, events)
+        writer.flush()  # a projection's own apply() may leave writes queued
+    except BaseException:
+        writer.discard()  # the caller rolls back; queued writes must not outlive that
+        raise
 
 
 def _relevant(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:
