@@ -5,6 +5,7 @@
 #   bash benchmarks/run.sh                      # the event store: full run, JSON in results/
 #   bash benchmarks/run.sh --quick              # smoke test; any option goes to bench_store.py
 #   bash benchmarks/run.sh write-model [...]    # the write model (bench_write_model.py)
+#   bash benchmarks/run.sh read-side [...]      # projections: rebuild, lag (bench_read_side.py)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +21,7 @@ if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
 fi
 
 bench=store
-if [[ "${1:-}" == "store" || "${1:-}" == "write-model" ]]; then
+if [[ "${1:-}" == "store" || "${1:-}" == "write-model" || "${1:-}" == "read-side" ]]; then
     bench="$1"
     shift
 fi

@@ -292,6 +292,32 @@ def test_queued_writes_keep_their_order_with_queries_and_other_statements(
         ]
 
 
+@pytest.mark.parametrize("rows", [3, 40])  # few: plain statements; many: COPY and unnest
+def test_queued_inserts_and_updates_merge_per_key_and_keep_their_order(
+    store: EventStore, rows: int
+) -> None:
+    with read_models_for(store) as db:
+        with db.transaction() as tx:
+            tx.execute("CREATE TABLE t__g1 (k TEXT PRIMARY KEY, v BIGINT, label TEXT)")
+        with db.transaction() as tx:
+            writer = ProjectionWriter(tx, {"t": "t__g1"})
+            for k in range(rows):
+                writer.insert("t", {"k": f"k{k}", "v": k, "label": "new"})
+            for k in range(rows):
+                writer.update("t", ("k", f"k{k}"), add={"v": 100})
+            for k in range(rows):  # merged per key: one change per row
+                writer.update("t", ("k", f"k{k}"), set={"label": "x"}, add={"v": 1})
+                writer.update("t", ("k", f"k{k}"), set={"label": f"l{k}"}, add={"v": 1})
+            writer.update("t", ("k", "missing"), add={"v": 1})  # no such row: left alone
+            assert writer.query("SELECT count(*) FROM {t} WHERE label = 'new'") == [(0,)]
+            writer.write("DELETE FROM {t} WHERE k = ?", ["k0"])
+            writer.insert("t", {"k": "k0", "v": -1, "label": "again"})
+            writer.flush()
+        got = sorted(db.query("SELECT k, v, label FROM t__g1"))
+    expected = sorted([(f"k{k}", k + 102, f"l{k}") for k in range(1, rows)] + [("k0", -1, "again")])
+    assert got == expected
+
+
 # -- rebuilds --------------------------------------------------------------------------------
 
 
@@ -459,8 +485,15 @@ def test_a_projection_as_of_a_past_moment_leaves_the_live_model_alone(
         order.create_cart("c")
         order.add_product("p", 1, "5.00")
         order.confirm()
-        marks.append(repository.save(order).position)
-    shipped = repository.execute("o-0", lambda o: (o.pay("5.00", "x"), o.ship("post", "T")))
+        position = repository.save(order).position
+        assert position is not None
+        marks.append(position)
+
+    def pay_and_ship(order: Order) -> None:
+        order.pay("5.00", "x")
+        order.ship("post", "T")
+
+    shipped = repository.execute("o-0", pay_and_ship)
     p = projector(order_projections())
     p.run_until_caught_up()
     counts = order_projections()[1]

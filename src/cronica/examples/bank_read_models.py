@@ -26,11 +26,11 @@ def cents(value: object) -> int:
     >>> cents("12.30"), cents("7"), cents("0.5")
     (1230, 700, 50)
     """
-    if type(value) is str:
-        whole, dot, fraction = value.partition(".")
-        # The bank's amounts are plain positive numbers with at most two places: the fast way.
-        if whole.isdigit() and (not dot or (fraction.isdigit() and len(fraction) <= 2)):
-            return int(whole) * 100 + (int(fraction.ljust(2, "0")) if dot else 0)
+    if type(value) is str and len(value) > 3 and value[-3] == ".":
+        # The bank's amounts are plain numbers with two places ("12.30"): the fast way.
+        digits = value[:-3] + value[-2:]
+        if digits.isdigit():
+            return int(digits)
     return int(Decimal(str(value)).scaleb(2))
 
 
@@ -56,9 +56,15 @@ class AccountsProjection(Projection):
 
     @on("AccountCreated")
     def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.write(
-            "INSERT INTO {accounts} VALUES (?, ?, 0, 'open', ?)",
-            [event.aggregate_id, event.data["owner"], event.version],
+        db.insert(
+            "accounts",
+            {
+                "account_id": event.aggregate_id,
+                "owner": event.data["owner"],
+                "balance_cents": 0,
+                "status": "open",
+                "version": event.version,
+            },
         )
 
     @on("DepositMade", "TransferReceived")
@@ -71,23 +77,20 @@ class AccountsProjection(Projection):
 
     @on("AccountClosed")
     def closed(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.write(
-            "UPDATE {accounts} SET status = 'closed', version = ? WHERE account_id = ?",
-            [event.version, event.aggregate_id],
-        )
+        key = ("account_id", event.aggregate_id)
+        db.update("accounts", key, set={"status": "closed", "version": event.version})
 
     @on("PersonalDataErased")
     def erased(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.write(
-            "UPDATE {accounts} SET owner = ?, version = ? WHERE account_id = ?",
-            [ERASED_OWNER, event.version, event.aggregate_id],
-        )
+        key = ("account_id", event.aggregate_id)
+        db.update("accounts", key, set={"owner": ERASED_OWNER, "version": event.version})
 
     def _move(self, db: ProjectionWriter, event: RecordedEvent, delta: int) -> None:
-        db.write(
-            "UPDATE {accounts} SET balance_cents = balance_cents + ?, version = ?"
-            " WHERE account_id = ?",
-            [delta, event.version, event.aggregate_id],
+        db.update(
+            "accounts",
+            ("account_id", event.aggregate_id),
+            set={"version": event.version},
+            add={"balance_cents": delta},
         )
 
 
@@ -122,24 +125,19 @@ class TransactionsProjection(Projection):
     def moved(self, db: ProjectionWriter, event: RecordedEvent) -> None:
         kind, direction = _KINDS[event.event_type]
         data = event.data
-        db.write(
-            "INSERT INTO {transactions} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                event.position,
-                str(event.event_id),
-                event.aggregate_id,
-                kind,
-                direction,
-                cents(data["amount"]),
-                data.get("to") or data.get("from"),
-                event.timestamp.isoformat(),
-            ],
+        db.insert(
+            "transactions",
+            {
+                "position": event.position,
+                "event_id": str(event.event_id),
+                "account_id": event.aggregate_id,
+                "type": kind,
+                "direction": direction,
+                "amount_cents": cents(data["amount"]),
+                "counterparty": data.get("to") or data.get("from"),
+                "timestamp": event.timestamp.isoformat(),
+            },
         )
-
-
-_ADD_TO_BALANCE = (
-    "UPDATE {active_account_balances} SET balance_cents = balance_cents + ? WHERE account_id = ?"
-)
 
 
 class ActiveAccountsProjection(Projection):
@@ -164,18 +162,24 @@ class ActiveAccountsProjection(Projection):
 
     @on("AccountCreated")
     def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.write(
-            "INSERT INTO {active_account_balances} VALUES (?, ?, 0)",
-            [event.aggregate_id, event.data["owner"]],
+        db.insert(
+            "active_account_balances",
+            {"account_id": event.aggregate_id, "owner": event.data["owner"], "balance_cents": 0},
         )
 
     @on("DepositMade", "TransferReceived")
     def credited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.write(_ADD_TO_BALANCE, [cents(event.data["amount"]), event.aggregate_id])
+        key = ("account_id", event.aggregate_id)
+        db.update(
+            "active_account_balances", key, add={"balance_cents": cents(event.data["amount"])}
+        )
 
     @on("WithdrawalMade", "TransferSent")
     def debited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.write(_ADD_TO_BALANCE, [-cents(event.data["amount"]), event.aggregate_id])
+        key = ("account_id", event.aggregate_id)
+        db.update(
+            "active_account_balances", key, add={"balance_cents": -cents(event.data["amount"])}
+        )
 
     @on("AccountClosed")
     def closed(self, db: ProjectionWriter, event: RecordedEvent) -> None:
@@ -183,10 +187,8 @@ class ActiveAccountsProjection(Projection):
 
     @on("PersonalDataErased")
     def erased(self, db: ProjectionWriter, event: RecordedEvent) -> None:
-        db.write(
-            "UPDATE {active_account_balances} SET owner = ? WHERE account_id = ?",
-            [ERASED_OWNER, event.aggregate_id],
-        )
+        key = ("account_id", event.aggregate_id)
+        db.update("active_account_balances", key, set={"owner": ERASED_OWNER})
 
 
 def bank_projections() -> list[Projection]:

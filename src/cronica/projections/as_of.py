@@ -1,9 +1,9 @@
 """A projection as it stood at a past moment, computed from the log (seed 1.6.2).
 
 "How many orders were pending last week?": :func:`projection_as_of` builds the projection from
-the log up to a position or a timestamp into a scratch in-memory SQLite database and hands it
-back for queries; the live read model is never touched. The projection's SQL must therefore run
-on SQLite (keep to the common dialect, as the examples do).
+the log up to a position or a timestamp into a scratch SQLite database (deleted on close) and
+hands it back for queries; the live read model is never touched. The projection's SQL must
+therefore run on SQLite (keep to the common dialect, as the examples do).
 """
 
 from __future__ import annotations

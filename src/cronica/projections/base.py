@@ -22,12 +22,12 @@ keep answering all through the rebuild. Write ``{{`` and ``}}`` for literal brac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from cronica.errors import InvalidInputError
 from cronica.events import RecordedEvent
-from cronica.readmodels.base import ReadModelTransaction, Row
+from cronica.projections.writer import ProjectionWriter
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 _HANDLES = "__cronica_handles__"
@@ -52,63 +52,7 @@ def physical_name(table: str, generation: int) -> str:
     return f"{table}__g{generation}"
 
 
-class ProjectionWriter:
-    """What a handler writes through: the open transaction, with ``{table}`` names resolved to
-    the generation being written."""
-
-    __slots__ = ("_names", "_pending", "_pending_sql", "_sql", "_tx")
-
-    def __init__(self, tx: ReadModelTransaction, names: Mapping[str, str]) -> None:
-        self._tx = tx
-        self._names = names
-        self._sql: dict[str, str] = {}
-        self._pending_sql = ""
-        self._pending: list[Sequence[Any]] = []
-
-    def sql(self, text: str) -> str:
-        """``text`` with its ``{table}`` placeholders filled in."""
-        resolved = self._sql.get(text)
-        if resolved is None:
-            resolved = self._sql[text] = text.format_map(self._names)
-        return resolved
-
-    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one statement, perhaps a little later: consecutive writes of the same statement
-        go to the database together (one ``executemany``). Every other call, and the end of
-        the batch, sends what is queued first, so the order of effects never changes. The
-        fast way to write; use :meth:`execute` when the row count matters."""
-        if sql is not self._pending_sql and sql != self._pending_sql:
-            self.flush()
-            self._pending_sql = sql
-        self._pending.append(params)
-
-    def flush(self) -> None:
-        """Send the queued writes (the projector calls it at the end of each batch)."""
-        if self._pending:
-            rows, self._pending = self._pending, []
-            if len(rows) == 1:
-                self._tx.execute(self.sql(self._pending_sql), rows[0])
-            else:
-                self._tx.executemany(self.sql(self._pending_sql), rows)
-
-    def discard(self) -> None:
-        """Drop the queued writes (when the transaction or savepoint is rolled back)."""
-        self._pending = []
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement now; return the number of rows it changed."""
-        self.flush()
-        return self._tx.execute(self.sql(sql), params)
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run one statement for each row of parameters."""
-        self.flush()
-        self._tx.executemany(self.sql(sql), rows)
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Read inside the transaction (sees this batch's writes)."""
-        self.flush()
-        return self._tx.query(self.sql(sql), params)
+__all__ = ["Handler", "Projection", "ProjectionWriter", "on", "physical_name"]
 
 
 Handler = Callable[[Any, ProjectionWriter, RecordedEvent], None]

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cronica.errors import (
@@ -121,6 +122,9 @@ class Projector:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # While a batch is written, the next page of the log is read in the background.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cronica-read-ahead")
+        self._read_ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
         self.last_error: BaseException | None = None
         """The last error a pass of the background loop met (it retries after a pause)."""
 
@@ -150,8 +154,9 @@ class Projector:
         read = 0
         for position, group in sorted(groups.items()):
             read += self._run_group(position, group)
-        for name in records:
-            self._finish_rebuild_if_caught_up(self.projections[name])
+        for track in tracks:
+            if track.rebuild:
+                self._finish_rebuild_if_caught_up(track.projection)
         return read
 
     def run_until_caught_up(self, timeout: float | None = None) -> int:
@@ -211,6 +216,8 @@ class Projector:
     def close(self) -> None:
         """Stop, and close the read-model database if this projector opened it."""
         self.stop()
+        self._read_ahead = None
+        self._reader.shutdown(wait=True)
         if self._owns_read_models:
             self.read_models.close()
 
@@ -312,8 +319,23 @@ class Projector:
 
     # -- batches -------------------------------------------------------------------------------
 
+    def _read(self, position: int) -> list[RecordedEvent]:
+        """The page of the log after ``position``: read ahead during the last batch, if that
+        read started where this one does, else read now. Then start reading the next page if
+        this one was full (the projector is catching up)."""
+        ahead, self._read_ahead = self._read_ahead, None
+        if ahead is not None and ahead[0] == position:
+            events = ahead[1].result()
+        else:
+            events = self.store.read_all(after=position, limit=self.batch_size)
+        if len(events) == self.batch_size:
+            after = events[-1].position
+            future = self._reader.submit(self.store.read_all, after=after, limit=self.batch_size)
+            self._read_ahead = (after, future)
+        return events
+
     def _run_group(self, position: int, group: list[_Track]) -> int:
-        events = self.store.read_all(after=position, limit=self.batch_size)
+        events = self._read(position)
         caught_up = len(events) < self.batch_size
         if not events:
             self._mark_states(group, caught_up=True)

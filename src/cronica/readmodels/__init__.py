@@ -1,7 +1,8 @@
 """Read-model databases: SQL tables that projections write and queries read.
 
 ``connect_read_models(url)`` takes the same URLs as the event store: ``sqlite:///read.db``,
-``postgresql://...?schema=name``, and ``memory://`` (a private in-memory SQLite database).
+``postgresql://...?schema=name``, and ``memory://`` (a private scratch SQLite database, deleted
+on close).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = [
 
 def read_models_for(store: EventStore) -> ReadModelDatabase:
     """Read models in the event store's own database: the same SQLite file, the same PostgreSQL
-    database and schema; for an in-memory store, an in-memory SQLite database."""
+    database and schema; for an in-memory store, a scratch SQLite database deleted on close."""
     from cronica.store.sqlite import SQLiteEventStore
 
     if isinstance(store, SQLiteEventStore):
@@ -37,7 +38,7 @@ def read_models_for(store: EventStore) -> ReadModelDatabase:
         from cronica.store.postgres import PostgresEventStore
 
         assert isinstance(store, PostgresEventStore)
-        return PostgresReadModels(store._conninfo, schema=store.schema)  # noqa: SLF001
+        return PostgresReadModels(store._conninfo, schema=store.schema)
     return SQLiteReadModels(":memory:")
 
 

@@ -45,9 +45,68 @@ def _translate(exc: psycopg.Error) -> ReadModelError:
     return ReadModelError(f"PostgreSQL read models: {exc}")
 
 
+_FEW = 8
+"""Below this many rows, plain statements beat COPY and unnest."""
+
+
 class _PostgresTransaction(ReadModelTransaction):
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
+        self._types: dict[str, dict[str, str]] = {}
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+        if len(rows) < _FEW:
+            super().insert_rows(table, columns, rows)
+            return
+        try:
+            with (
+                self._conn.cursor() as cursor,
+                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    def update_rows(
+        self,
+        table: str,
+        key_column: str,
+        set_columns: Sequence[str],
+        add_columns: Sequence[str],
+        rows: list[Sequence[Any]],
+    ) -> None:
+        if len(rows) < _FEW:
+            super().update_rows(table, key_column, set_columns, add_columns, rows)
+            return
+        # One statement for the whole batch: the rows travel as one array per column.
+        types = self._column_types(table)
+        columns = [key_column, *set_columns, *add_columns]
+        arrays = ", ".join(f"%s::{types[column]}[]" for column in columns)
+        names = ", ".join(f"v{i}" for i in range(len(columns)))
+        changes = [f"{c} = v.v{i}" for i, c in enumerate(set_columns, 1)]
+        changes += [
+            f"{c} = {table}.{c} + v.v{i}" for i, c in enumerate(add_columns, 1 + len(set_columns))
+        ]
+        sql = (
+            f"UPDATE {table} SET {', '.join(changes)} FROM unnest({arrays}) AS v({names})"
+            f" WHERE {table}.{key_column} = v.v0"
+        )
+        try:
+            self._conn.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        types = self._types.get(table)
+        if types is None:
+            rows = self.query(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped",
+                [table],
+            )
+            types = self._types[table] = dict(rows)
+        return types
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:

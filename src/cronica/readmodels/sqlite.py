@@ -10,8 +10,11 @@ read model rolls back to an earlier consistent point and the projector redoes th
 from __future__ import annotations
 
 import itertools
+import os
 import queue
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,8 +23,6 @@ from typing import Any
 
 from cronica.errors import ReadModelError, ReadModelUnavailableError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction, Row
-
-_memory_ids = itertools.count(1)
 
 
 def _translate(exc: sqlite3.Error) -> ReadModelError:
@@ -67,8 +68,8 @@ class _SQLiteTransaction(ReadModelTransaction):
 
 
 class SQLiteReadModels(ReadModelDatabase):
-    """Read models in the SQLite file at ``path`` (``":memory:"`` for a private in-memory
-    database, shared by this object's connections).
+    """Read models in the SQLite file at ``path`` (``":memory:"`` for a private scratch
+    database, deleted on close).
 
     >>> db = SQLiteReadModels(":memory:")
     >>> db.table_exists("accounts")
@@ -80,33 +81,36 @@ class SQLiteReadModels(ReadModelDatabase):
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        self._scratch: str | None = None
+        if path == ":memory:":
+            # A private file that goes away on close: an in-memory database shared between
+            # connections would use shared-cache table locks, which do not wait (busy_timeout)
+            # and would fail a query that meets the projector's transaction.
+            self._scratch = tempfile.mkdtemp(prefix="cronica-read-models-")
+            path = os.path.join(self._scratch, "read-models.db")
         self.path = path
         self.url = f"sqlite:///{path}"
         self._busy_timeout_ms = int(busy_timeout * 1000)
-        if path == ":memory:":
-            # A named in-memory database, so the reader connections see the writer's tables.
-            self._target = f"file:cronica-read-models-{next(_memory_ids)}?mode=memory&cache=shared"
-            self._uri = True
-        else:
-            self._target, self._uri = path, False
+        self._target = path
         self._lock = threading.Lock()
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._all: list[sqlite3.Connection] = []
         self._closed = False
         try:
             self._writer = self._open()
-            if not self._uri:
-                self._use_wal(self._writer)
+            self._use_wal(self._writer)
         except sqlite3.Error as exc:
             self.close()
             raise _translate(exc) from exc
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self._target, uri=self._uri, isolation_level=None, check_same_thread=False, timeout=0
+            self._target, isolation_level=None, check_same_thread=False, timeout=0
         )
         conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA mmap_size = 268435456")
         self._all.append(conn)
         return conn
 
@@ -177,3 +181,5 @@ class SQLiteReadModels(ReadModelDatabase):
             self._closed = True
             for conn in self._all:
                 conn.close()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
