@@ -447,6 +447,8 @@ def test_status_counts(store: EventStore) -> None:
     status = store.status()
     assert (status.streams, status.events) == (2, 4)
     assert status.head_position == store.read_all()[-1].position
+    assert status.head_position == store.head_position()
+    assert status.events == store.count_events()
     assert status.readable_position == status.head_position
     assert status.waiting_on == []
 

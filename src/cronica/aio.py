@@ -24,9 +24,13 @@ from typing import Any, Self, TypeVar
 
 from cronica.connect import connect
 from cronica.events import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamInfo
+from cronica.store._wakeup import check_wait_arguments
 from cronica.store.base import EventStore, StoreStatus
 
 T = TypeVar("T")
+
+WAIT_SLICE = 0.25
+"""Seconds one worker thread blocks for ``wait_for_events`` before the coroutine looks again."""
 
 
 class AsyncEventStore:
@@ -85,6 +89,33 @@ class AsyncEventStore:
     ) -> list[StreamInfo]:
         """See :meth:`EventStore.list_streams`."""
         return await self._run(self.store.list_streams, aggregate_type, after, limit)
+
+    async def head_position(self) -> int:
+        """See :meth:`EventStore.head_position`."""
+        return await self._run(self.store.head_position)
+
+    async def count_events(self, after: int = 0) -> int:
+        """See :meth:`EventStore.count_events`."""
+        return await self._run(self.store.count_events, after)
+
+    async def wait_for_events(self, after: int, timeout: float) -> bool:
+        """See :meth:`EventStore.wait_for_events`.
+
+        The blocking wait runs in the worker threads in slices of at most
+        :data:`WAIT_SLICE` seconds, so a cancelled wait frees its thread within one slice.
+        """
+        seconds = check_wait_arguments(after, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        look = True
+        while True:
+            remaining = max(0.0, deadline - loop.time())
+            step = min(remaining, WAIT_SLICE)
+            if await self._run(self.store._wait_for_events, after, step, look=look):
+                return True
+            if step >= remaining:
+                return False
+            look = False
 
     async def status(self) -> StoreStatus:
         """See :meth:`EventStore.status`."""

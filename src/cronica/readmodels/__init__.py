@@ -38,7 +38,7 @@ def read_models_for(store: EventStore) -> ReadModelDatabase:
         from cronica.store.postgres import PostgresEventStore
 
         assert isinstance(store, PostgresEventStore)
-        return PostgresReadModels(store._conninfo, schema=store.schema)
+        return PostgresReadModels(store.conninfo, schema=store.schema)
     return SQLiteReadModels(":memory:")
 
 

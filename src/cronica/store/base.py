@@ -32,6 +32,7 @@ from cronica.events import (
     StreamInfo,
     check_expected_version,
 )
+from cronica.store._wakeup import HeadWatch, check_wait_arguments
 
 if TYPE_CHECKING:
     from cronica.snapshots.base import SnapshotStore
@@ -114,6 +115,8 @@ class EventStore(abc.ABC):
     - ``read_all`` never skips an event: a reader following it from its last position sees every
       event exactly once, also when transactions commit in another order than they started.
     - Appends are idempotent by event id.
+    - A follower of the global log can block in ``wait_for_events`` instead of polling
+      ``read_all``: it wakes when an event above its position commits.
     """
 
     backend_name: str = "abstract"
@@ -125,6 +128,7 @@ class EventStore(abc.ABC):
             raise InvalidInputError("max_event_size must be positive")
         self.max_event_size = max_event_size
         self.upcasters = upcasters
+        self._watch = HeadWatch()
 
     @property
     def upcasters(self) -> Upcasters | None:
@@ -203,6 +207,17 @@ class EventStore(abc.ABC):
             seen.add(event.event_id)
         return AppendRequest(aggregate_id, batch, expected, aggregate_type)
 
+    def _committed(self, position: int) -> None:
+        """Called right after a commit whose highest position is ``position``: wakes this
+        store object's waiters (backends may tell other processes too)."""
+        self._watch.advance(position)
+
+    def _committed_outcomes(self, outcomes: Sequence[AppendOutcome]) -> None:
+        """:meth:`_committed` for a committed batch (a retry's old position changes nothing)."""
+        top = max((o.position for o in outcomes if isinstance(o, AppendResult)), default=0)
+        if top:
+            self._committed(top)
+
     def _submit(self, request: AppendRequest) -> AppendOutcome:
         """Run one request; SQL backends override this to share transactions (group commit)."""
         return self._append_batch([request])[0]
@@ -212,7 +227,8 @@ class EventStore(abc.ABC):
         """Apply ``requests`` in order in one transaction and return one outcome per request.
 
         A request that fails (conflict, duplicate id) writes nothing and leaves the others
-        untouched; later requests see the writes of earlier ones.
+        untouched; later requests see the writes of earlier ones. After the commit it calls
+        :meth:`_committed_outcomes`, so waiters wake.
         """
 
     # -- copying from another store ---------------------------------------------------------
@@ -340,14 +356,73 @@ class EventStore(abc.ABC):
         self, aggregate_type: str | None, after: str | None, limit: int
     ) -> list[StreamInfo]: ...
 
+    # -- following the global log ------------------------------------------------------------
+
+    def head_position(self) -> int:
+        """The highest position of a committed event; 0 for an empty store.
+
+        One index lookup, never a count. On PostgreSQL it may be above what ``read_all`` returns
+        for a moment (an older transaction still running holds readers back; see
+        :class:`StoreStatus`).
+        """
+        return self._head_position()
+
+    @abc.abstractmethod
+    def _head_position(self) -> int: ...
+
+    def count_events(self, after: int = 0) -> int:
+        """How many committed events have ``position > after``: a follower's lag, in events.
+
+        ``after`` is checked as ``read_all`` checks it (``InvalidReadError``). The count walks the
+        position index from ``after``, so it costs in proportion to the lag.
+        """
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidReadError(f"after must be an integer >= 0, not {after!r}")
+        if after >= MAX_POSITION:
+            return 0
+        return self._count_events(after)
+
+    @abc.abstractmethod
+    def _count_events(self, after: int) -> int: ...
+
+    def wait_for_events(self, after: int, timeout: float) -> bool:
+        """Block until an event with ``position > after`` may be readable, or ``timeout``
+        seconds pass; True in the first case (at once if one is already there), False on
+        timeout.
+
+        A True may be spurious, so follow it with ``read_all(after)``; a wake-up is never missed:
+        an event committed after the call started ends the wait
+
+        - at once when it was appended through this store object (any backend);
+        - within the backend's ``poll_interval`` on SQLite (another process or store object on
+          the same file: the file's data version is checked, only while someone waits);
+        - on PostgreSQL as soon as the ``NOTIFY`` its writer sends after the commit arrives,
+          and otherwise (a writer that died between commit and notify, or another program)
+          within the fallback ``poll_interval``.
+
+        On PostgreSQL True means such an event has *committed*; ``read_all`` returns it once no
+        older transaction is still running. ``after`` and ``timeout`` (seconds, >= 0) that are not
+        numbers raise ``InvalidReadError``; waiting on a closed store, or while it closes, raises
+        ``StoreError``. Waiting never busy-polls the database.
+        """
+        seconds = check_wait_arguments(after, timeout)
+        return self._wait_for_events(after, seconds)
+
+    def _wait_for_events(self, after: int, timeout: float, *, look: bool = True) -> bool:
+        """``wait_for_events`` after validation. ``look=False`` skips the first look at the
+        database (the async wrapper waits in slices and looks on the first only)."""
+        return self._watch.wait(after, timeout)
+
     @abc.abstractmethod
     def status(self) -> StoreStatus:
         """Counts, head and readable positions, and what readers wait on."""
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
-        """Release connections; the store cannot be used afterwards."""
+    def close(self) -> None:
+        """Release connections; the store cannot be used afterwards. Threads blocked in
+        ``wait_for_events`` raise ``StoreError``."""
+        self._watch.close()
 
     def __enter__(self) -> Self:
         return self

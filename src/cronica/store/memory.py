@@ -105,7 +105,9 @@ class MemoryEventStore(EventStore):
     def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         with self._lock:
             now = datetime.now(UTC)
-            return [apply_request(self, request, now) for request in requests]
+            outcomes = [apply_request(self, request, now) for request in requests]
+        self._committed_outcomes(outcomes)
+        return outcomes
 
     def _read_stream(
         self,
@@ -191,6 +193,8 @@ class MemoryEventStore(EventStore):
                 stream.updated = event.timestamp
                 self._by_id[event.event_id] = recorded
             self._copies[progress.source] = progress
+            head = len(self._log)
+        self._committed(head)
 
     def copy_progress(self, source: str) -> CopyProgress | None:
         with self._lock:
@@ -206,3 +210,12 @@ class MemoryEventStore(EventStore):
         with self._lock:
             head = len(self._log)
             return StoreStatus(self.backend_name, 0, len(self._streams), head, head, head)
+
+    def _head_position(self) -> int:
+        with self._lock:
+            return len(self._log)
+
+    def _count_events(self, after: int) -> int:
+        # Positions are dense from 1.
+        with self._lock:
+            return max(0, len(self._log) - after)

@@ -9,6 +9,7 @@ explained in ``postgres_schema.py``.
 
 from __future__ import annotations
 
+import functools
 import queue
 import re
 import threading
@@ -38,6 +39,8 @@ from cronica.errors import (
 from cronica.events import ANY, EXISTS, NO_STREAM, AppendResult, RecordedEvent, StreamInfo
 from cronica.snapshots.postgres import PostgresSnapshotStore
 from cronica.store._group_commit import GroupCommitter
+from cronica.store._pg_wakeups import Listener, Notifier, channel_name
+from cronica.store._wakeup import check_poll_interval
 from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
     AppendOutcome,
@@ -66,10 +69,14 @@ _APPEND_EACH_SQL = (
     " %b::uuid[], %b::text[], %b::text[], %b::text[])"
 )
 _MAX_EVENTS_PER_BATCH = 10_000
+_HEAD_SQL = "SELECT coalesce(max(position), 0) FROM events"
 _HORIZON_SQL = (
     "SELECT cronica_readable_bound(), (SELECT max(position) FROM events WHERE position > %s)"
 )
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+DEFAULT_POLL_INTERVAL = 1.0
+"""Seconds between two reads of the head position while a thread waits for events (the
+fallback for commits that were never notified)."""
 
 
 def _translate(exc: psycopg.Error) -> CronicaError:
@@ -95,6 +102,14 @@ class PostgresEventStore(EventStore):
     connections serve reads. ``read_all`` returns the events committed before it was called,
     waiting up to ``read_wait`` seconds for older transactions that are still running (see
     ``docs/design/global-order.md``).
+
+    ``wait_for_events`` wakes at once for appends through this object. For other processes and
+    store objects, a background thread of the writing store sends ``NOTIFY
+    cronica_events_<schema>`` after commits (outside the append transaction; commits close
+    together share one notification, at most one every few milliseconds), which a listener
+    thread (one connection, opened by the first wait) receives. While a thread waits, the head
+    position is also read every ``poll_interval`` seconds, for commits whose writer never
+    notified (it died just after its commit, or is not cronica).
     """
 
     backend_name = "postgresql"
@@ -112,14 +127,18 @@ class PostgresEventStore(EventStore):
         connect_timeout: float = 10.0,
         read_wait: float = 0.5,
         upcasters: Upcasters | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
         super().__init__(max_event_size=max_event_size, upcasters=upcasters)
         self.schema = schema
         self.read_wait = read_wait
+        self.poll_interval = check_poll_interval(poll_interval)
         if not _SCHEMA_NAME.fullmatch(schema):
             raise InvalidInputError(
                 f"schema must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not {schema!r}"
             )
+        self.channel = channel_name(schema)
+        """The channel that commits are notified on."""
         options = f"-c search_path={schema} -c TimeZone=UTC"
         if not synchronous_commit:
             options += " -c synchronous_commit=off"
@@ -156,6 +175,32 @@ class PostgresEventStore(EventStore):
             if group_commit
             else None
         )
+        self._notify_commits = True  # tests turn it off to see the fallback poll at work
+        self._notifier = Notifier(
+            functools.partial(self._connect, "-c synchronous_commit=off"),
+            self.channel,
+            f"cronica-notify-{schema}",
+        )
+        self._listener = Listener(
+            self._connect, self.channel, self._watch.advance, f"cronica-listen-{schema}"
+        )
+
+    def _connect(self, options: str = "") -> psycopg.Connection[Any]:
+        """A new autocommit connection in the store's schema; ``options`` adds settings."""
+        kwargs = self._connect_kwargs
+        if options:
+            kwargs = {**kwargs, "options": f"{kwargs['options']} {options}"}
+        return psycopg.connect(self._conninfo, **kwargs)
+
+    def _committed(self, position: int) -> None:
+        super()._committed(position)
+        if self._notify_commits:
+            self._notifier.signal(position)
+
+    @property
+    def conninfo(self) -> str:
+        """The connection string this store was opened with (credentials included)."""
+        return self._conninfo
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -171,7 +216,7 @@ class PostgresEventStore(EventStore):
         try:
             conn = self._writers.get_nowait()
         except queue.Empty:
-            conn = psycopg.connect(self._conninfo, **self._connect_kwargs)
+            conn = self._connect()
             conn.prepare_threshold = 0
             with self._writers_lock:
                 self._all_writers.append(conn)
@@ -202,6 +247,7 @@ class PostgresEventStore(EventStore):
             seen |= keys
         if run:
             outcomes.extend(self._append_run(run))
+        self._committed_outcomes(outcomes)
         return outcomes
 
     def _append_run(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
@@ -303,10 +349,14 @@ class PostgresEventStore(EventStore):
 
     def _import_events(self, events: list[RecordedEvent], progress: CopyProgress) -> None:
         try:
-            with self._writer() as conn, conn.transaction():
-                self._import_in_transaction(conn, events, progress)
+            with self._writer() as conn:
+                with conn.transaction():
+                    self._import_in_transaction(conn, events, progress)
+                row = conn.execute(_HEAD_SQL).fetchone()
         except psycopg.Error as exc:
             raise _translate(exc) from exc
+        if row is not None and row[0]:
+            self._committed(int(row[0]))
 
     @staticmethod
     def _import_in_transaction(
@@ -528,10 +578,39 @@ class PostgresEventStore(EventStore):
             holders,
         )
 
+    # -- following the global log ------------------------------------------------------------
+
+    def _head_position(self) -> int:
+        return int(self._query(_HEAD_SQL, [])[0][0])
+
+    def _count_events(self, after: int) -> int:
+        return int(self._query("SELECT count(*) FROM events WHERE position > %s", [after])[0][0])
+
+    def _wait_for_events(self, after: int, timeout: float, *, look: bool = True) -> bool:
+        if self._closed:
+            raise StoreError("the store is closed")
+        deadline = time.monotonic() + timeout
+        if self._watch.known <= after:
+            # Listen before the first look, so a commit after that look is notified.
+            self._listener.start(timeout)
+        return self._watch.wait(
+            after,
+            max(0.0, deadline - time.monotonic()),
+            self._poll_head,
+            self.poll_interval,
+            look=look,
+        )
+
+    def _poll_head(self, force: bool) -> int:
+        return self._head_position()
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        super().close()
+        self._listener.close()
+        self._notifier.close()
         with self._writers_lock:
             for conn in self._all_writers:
                 conn.close()

@@ -35,6 +35,7 @@ from cronica.events import RecordedEvent, StreamInfo
 from cronica.snapshots.sqlite import SQLiteSnapshotStore
 from cronica.store._append_logic import StoredIdentity, apply_request
 from cronica.store._group_commit import GroupCommitter
+from cronica.store._wakeup import check_poll_interval
 from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
     AppendOutcome,
@@ -48,6 +49,8 @@ from cronica.store.sqlite_schema import SCHEMA_VERSION, migrate
 from cronica.upcasting import Upcasters
 
 _ID_CHUNK = 500
+DEFAULT_POLL_INTERVAL = 0.05
+"""Seconds between two looks for other processes' commits while a thread waits for events."""
 _INSERT_EVENT = (
     "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version,"
     " event_data, metadata, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -105,6 +108,11 @@ class SQLiteEventStore(EventStore):
     """An event store in one SQLite file, created on first use.
 
     >>> store = SQLiteEventStore("events.db")  # doctest: +SKIP
+
+    ``wait_for_events`` wakes at once for appends through this object; commits by other
+    processes (or other store objects on the file) are found by checking the file's data version
+    (``PRAGMA data_version``, one cheap call on one connection) every ``poll_interval`` seconds,
+    only while some thread waits.
     """
 
     backend_name = "sqlite"
@@ -118,8 +126,10 @@ class SQLiteEventStore(EventStore):
         group_commit: bool = True,
         busy_timeout_ms: int = 30_000,
         upcasters: Upcasters | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
         super().__init__(max_event_size=max_event_size, upcasters=upcasters)
+        self.poll_interval = check_poll_interval(poll_interval)
         self.path = Path(path)
         self._synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
         self._busy_timeout_ms = busy_timeout_ms
@@ -135,6 +145,10 @@ class SQLiteEventStore(EventStore):
             raise _translate(exc) from exc
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._all_readers: list[sqlite3.Connection] = []
+        # The connection that watches the file's data version for wait_for_events (lazy).
+        self._watcher: sqlite3.Connection | None = None
+        self._watcher_lock = threading.Lock()
+        self._data_version: int | None = None
         self._committer: GroupCommitter[AppendRequest, AppendOutcome] | None = (
             GroupCommitter(self._append_batch) if group_commit else None
         )
@@ -153,8 +167,10 @@ class SQLiteEventStore(EventStore):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
+                head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
+        self._committed(head)
 
     @staticmethod
     def _import_in_transaction(
@@ -284,6 +300,11 @@ class SQLiteEventStore(EventStore):
         return self._committer.submit(request)
 
     def _append_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        outcomes = self._write_batch(requests)
+        self._committed_outcomes(outcomes)
+        return outcomes
+
+    def _write_batch(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         if self._closed:
             raise StoreError("the store is closed")
         with self._writer_lock:
@@ -414,14 +435,59 @@ class SQLiteEventStore(EventStore):
             head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
         return StoreStatus(self.backend_name, SCHEMA_VERSION, streams, events, head, head)
 
+    # -- following the global log ------------------------------------------------------------
+
+    def _head_position(self) -> int:
+        with self._reader() as conn:
+            head: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        return head
+
+    def _count_events(self, after: int) -> int:
+        with self._reader() as conn:
+            count: int = conn.execute(
+                "SELECT count(*) FROM events WHERE position > ?", (after,)
+            ).fetchone()[0]
+        return count
+
+    def _wait_for_events(self, after: int, timeout: float, *, look: bool = True) -> bool:
+        if self._closed:
+            raise StoreError("the store is closed")
+        return self._watch.wait(after, timeout, self._poll_head, self.poll_interval, look=look)
+
+    def _poll_head(self, force: bool) -> int | None:
+        """The head position, read on the watching connection; None when the file's data
+        version shows no commit by another connection since the last look (unless ``force``)."""
+        with self._watcher_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            try:
+                if self._watcher is None:
+                    self._watcher = self._open()
+                conn = self._watcher
+                # Read the version first: a commit after this read changes it for the next look.
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if not force and version == self._data_version:
+                    return None
+                self._data_version = version
+                head: int = conn.execute(
+                    "SELECT coalesce(max(position), 0) FROM events"
+                ).fetchone()[0]
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+        return head
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        super().close()
         with self._writer_lock:
             self._writer.close()
         for conn in self._all_readers:
             conn.close()
+        with self._watcher_lock:
+            if self._watcher is not None:
+                self._watcher.close()
         with self._snapshots_lock:
             if self._snapshots is not None:
                 self._snapshots.close()
