@@ -52,6 +52,7 @@ Actor = Annotated[
     typer.Option(metavar="NAME", help="Who does this (recorded; default: the user's login)."),
 ]
 Reason = Annotated[str, typer.Option(metavar="TEXT", help="Why (recorded).")]
+Name = Annotated[str, typer.Argument(help="The projection.")]
 
 
 def load_projections(spec: str) -> list[Projection]:
@@ -175,7 +176,7 @@ def _who(actor: str | None) -> str:
 @projections_app.command(short_help="Rebuild a projection into new tables, then switch.")
 @_reports_errors
 def rebuild(
-    name: Annotated[str, typer.Argument(help="The projection.")],
+    name: Name,
     reason: Reason = "",
     actor: Actor = None,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
@@ -192,7 +193,7 @@ def rebuild(
 @projections_app.command(short_help="Pass over the event a failed projection stopped at.")
 @_reports_errors
 def skip(
-    name: Annotated[str, typer.Argument(help="The failed projection.")],
+    name: Name,
     reason: Reason = "",
     actor: Actor = None,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
@@ -209,7 +210,7 @@ def skip(
 @projections_app.command(short_help="Try a failed projection's event again.")
 @_reports_errors
 def retry(
-    name: Annotated[str, typer.Argument(help="The failed projection.")],
+    name: Name,
     reason: Reason = "",
     actor: Actor = None,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,

@@ -40,6 +40,17 @@ def connect(url: str, **options: Any) -> EventStore:
 
 
 def _connect_sqlite(url: str, options: dict[str, Any]) -> EventStore:
+    path, parameters = sqlite_url_parts(url)
+    for key, value in parameters:
+        if key == "synchronous" and value.lower() in ("full", "normal"):
+            options.setdefault("synchronous", value.lower())
+        else:
+            raise InvalidURLError(f"unknown SQLite URL parameter {key}={value}")
+    return SQLiteEventStore(path, **options)
+
+
+def sqlite_url_parts(url: str) -> tuple[str, list[tuple[str, str]]]:
+    """The file path of a ``sqlite:///...`` URL and its query parameters."""
     rest = url.split("://", 1)[1]
     if not rest.startswith("/") or rest == "/":
         raise InvalidURLError(
@@ -48,12 +59,7 @@ def _connect_sqlite(url: str, options: dict[str, Any]) -> EventStore:
     path, _, query = rest[1:].partition("?")
     if not path or path == ":memory:":
         raise InvalidURLError("SQLite needs a file path; use memory:// for an in-memory store")
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key == "synchronous" and value.lower() in ("full", "normal"):
-            options.setdefault("synchronous", value.lower())
-        else:
-            raise InvalidURLError(f"unknown SQLite URL parameter {key}={value}")
-    return SQLiteEventStore(path, **options)
+    return path, parse_qsl(query, keep_blank_values=True)
 
 
 def _connect_postgres(url: str, options: dict[str, Any]) -> EventStore:
@@ -63,15 +69,25 @@ def _connect_postgres(url: str, options: dict[str, Any]) -> EventStore:
         raise InvalidURLError(
             "PostgreSQL needs the driver: pip install 'cronica[postgres]'"
         ) from exc
+    conninfo, parameters = postgres_url_parts(url)
+    if "schema" in parameters:
+        options.setdefault("schema", parameters["schema"])
+    if "synchronous_commit" in parameters:
+        durable = parameters["synchronous_commit"].lower() not in ("off", "false", "0")
+        options.setdefault("synchronous_commit", durable)
+    return PostgresEventStore(conninfo, **options)
+
+
+def postgres_url_parts(url: str) -> tuple[str, dict[str, str]]:
+    """A ``postgresql://`` URL as the libpq connection string and cronica's own parameters
+    (``schema``, ``synchronous_commit``), which libpq would not understand."""
     parts = urlsplit(url)
+    ours: dict[str, str] = {}
     passthrough = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "schema":
-            options.setdefault("schema", value)
-        elif key == "synchronous_commit":
-            options.setdefault("synchronous_commit", value.lower() not in ("off", "false", "0"))
+        if key in ("schema", "synchronous_commit"):
+            ours[key] = value
         else:
             passthrough.append((key, value))
-    scheme = "postgresql"
-    conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), ""))
-    return PostgresEventStore(conninfo, **options)
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(passthrough), ""))
+    return conninfo, ours

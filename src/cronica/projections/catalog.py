@@ -369,35 +369,29 @@ class Catalog:
 
     def skip(self, name: str, actor: str, reason: str) -> ProjectionRecord:
         """Pass over the event a failed projection stopped at: it is never applied."""
-        with self.db.transaction() as tx:
-            record = self._locked(tx, name)
-            if record.state != FAILED or record.failed_position is None:
-                raise ProjectionStateError(f"projection {name!r} has not failed; nothing to skip")
-            column = "rebuild_position" if record.failed_track == "rebuild" else "position"
-            tx.execute(
-                self._sql(
-                    f"UPDATE cronica_projections SET {column} = ?, {_CLEAR_FAILURE},"
-                    " updated_at = {now} WHERE name = ?"
-                ),
-                [record.failed_position, CATCHING_UP, name],
-            )
-            self._log(tx, name, "skip", record, actor, reason)
-            return record
+        return self._clear_failure(name, actor, reason, skip=True)
 
     def retry(self, name: str, actor: str, reason: str) -> ProjectionRecord:
         """Clear a failure: the runner tries the failed event again."""
+        return self._clear_failure(name, actor, reason, skip=False)
+
+    def _clear_failure(self, name: str, actor: str, reason: str, *, skip: bool) -> ProjectionRecord:
         with self.db.transaction() as tx:
             record = self._locked(tx, name)
-            if record.state != FAILED:
+            if record.state != FAILED or record.failed_position is None:
                 raise ProjectionStateError(f"projection {name!r} has not failed")
-            tx.execute(
-                self._sql(
-                    f"UPDATE cronica_projections SET {_CLEAR_FAILURE}, updated_at = {{now}}"
-                    " WHERE name = ?"
-                ),
-                [CATCHING_UP, name],
+            changes = "state = ?, error = NULL, failed_position = NULL, failed_event_id = NULL,"
+            changes += " failed_event_type = NULL, failed_track = NULL, failed_at = NULL"
+            params: list[Any] = [CATCHING_UP]
+            if skip:  # the checkpoint moves onto the failed event, so it counts as done
+                column = "rebuild_position" if record.failed_track == "rebuild" else "position"
+                changes += f", {column} = ?"
+                params.append(record.failed_position)
+            sql = (
+                f"UPDATE cronica_projections SET {changes}, updated_at = {self._now} WHERE name = ?"
             )
-            self._log(tx, name, "retry", record, actor, reason)
+            tx.execute(sql, [*params, name])
+            self._log(tx, name, "skip" if skip else "retry", record, actor, reason)
             return record
 
     def _locked(self, tx: ReadModelTransaction, name: str) -> ProjectionRecord:
@@ -434,9 +428,3 @@ class Catalog:
                 reason,
             ],
         )
-
-
-_CLEAR_FAILURE = (
-    "state = ?, error = NULL, failed_position = NULL, failed_event_id = NULL,"
-    " failed_event_type = NULL, failed_track = NULL, failed_at = NULL"
-)

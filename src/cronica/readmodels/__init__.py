@@ -8,8 +8,8 @@ on close).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from cronica.connect import postgres_url_parts, sqlite_url_parts
 from cronica.errors import InvalidURLError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
 from cronica.readmodels.sqlite import SQLiteReadModels
@@ -54,28 +54,15 @@ def connect_read_models(url: str) -> ReadModelDatabase:
     if scheme == "memory":
         return SQLiteReadModels(":memory:")
     if scheme == "sqlite":
-        rest = url.split("://", 1)[1]
-        path = rest[1:].partition("?")[0] if rest.startswith("/") else ""
-        if not path:
-            raise InvalidURLError(f"SQLite URLs are sqlite:///relative.db, not {url!r}")
-        return SQLiteReadModels(path)
+        return SQLiteReadModels(sqlite_url_parts(url)[0])
     if scheme in ("postgresql", "postgres"):
         try:
             from cronica.readmodels.postgres import PostgresReadModels
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise InvalidURLError(
-                "PostgreSQL needs the driver: pip install 'cronica[postgres]'"
-            ) from exc
-        parts = urlsplit(url)
-        schema = "public"
-        passthrough = []
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key == "schema":
-                schema = value
-            elif key != "synchronous_commit":
-                passthrough.append((key, value))
-        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(passthrough), ""))
-        return PostgresReadModels(conninfo, schema=schema)
+            message = "PostgreSQL needs the driver: pip install 'cronica[postgres]'"
+            raise InvalidURLError(message) from exc
+        conninfo, parameters = postgres_url_parts(url)
+        return PostgresReadModels(conninfo, schema=parameters.get("schema", "public"))
     raise InvalidURLError(
         f"not a read-model URL: {url!r} (use memory://, sqlite:///path or postgresql://...)"
     )
