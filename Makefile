@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-write-model clean
+.PHONY: run test lint typecheck bench bench-write-model bench-read-side clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench:
 
 bench-write-model:
 	bash benchmarks/run.sh write-model
+
+bench-read-side:
+	bash benchmarks/run.sh read-side
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

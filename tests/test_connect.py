@@ -8,12 +8,14 @@ import pytest
 
 import cronica
 from cronica import (
+    InvalidInputError,
     InvalidURLError,
     MemoryEventStore,
     NewEvent,
     SQLiteEventStore,
     StoreUnavailableError,
     connect,
+    connect_read_models,
 )
 from tests.conftest import POSTGRES_URL, drop_schema, require_postgres
 
@@ -47,6 +49,15 @@ def test_postgres_url_with_schema() -> None:
             assert len(store.read_all()) == 1
     finally:
         drop_schema(schema)
+
+
+@pytest.mark.parametrize("schema", ["MixedCase", "drop table", "1st", ""])
+def test_a_schema_postgres_would_not_find_again_is_refused(schema: str) -> None:
+    require_postgres()
+    with pytest.raises(InvalidInputError, match="lower-case identifier"):
+        connect(f"{POSTGRES_URL}?schema={schema}")
+    with pytest.raises(InvalidInputError, match="lower-case identifier"):
+        connect_read_models(f"{POSTGRES_URL}?schema={schema}")
 
 
 @pytest.mark.parametrize(

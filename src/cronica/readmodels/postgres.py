@@ -22,7 +22,7 @@ import psycopg_pool
 from cronica.errors import InvalidURLError, ReadModelError, ReadModelUnavailableError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction, Row
 
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # lower case: see cronica.store.postgres
 # A quoted string or identifier, a lone '?', or a lone '%': only the last two are rewritten.
 _REWRITES = {"?": "%s", "%": "%%"}
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
@@ -151,7 +151,7 @@ class PostgresReadModels(ReadModelDatabase):
         connect_timeout: float = 10.0,
     ) -> None:
         if not _SCHEMA_NAME.fullmatch(schema):
-            raise InvalidURLError(f"schema must be a plain identifier, not {schema!r}")
+            raise InvalidURLError(f"schema must be a lower-case identifier, not {schema!r}")
         self.schema = schema
         self.url = f"postgresql://{conninfo.split('@')[-1]}?schema={schema}"
         self._conninfo = conninfo

@@ -73,7 +73,9 @@ _HEAD_SQL = "SELECT coalesce(max(position), 0) FROM events"
 _HORIZON_SQL = (
     "SELECT cronica_readable_bound(), (SELECT max(position) FROM events WHERE position > %s)"
 )
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Lower case only: PostgreSQL folds the unquoted name in ``search_path`` to lower case, so a
+# schema created as "MixedCase" would never be found again.
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 DEFAULT_POLL_INTERVAL = 1.0
 """Seconds between two reads of the head position while a thread waits for events (the
 fallback for commits that were never notified)."""
@@ -135,7 +137,7 @@ class PostgresEventStore(EventStore):
         self.poll_interval = check_poll_interval(poll_interval)
         if not _SCHEMA_NAME.fullmatch(schema):
             raise InvalidInputError(
-                f"schema must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), not {schema!r}"
+                f"schema must be a lower-case identifier ([a-z_][a-z0-9_]*), not {schema!r}"
             )
         self.channel = channel_name(schema)
         """The channel that commits are notified on."""

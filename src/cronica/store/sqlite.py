@@ -49,7 +49,7 @@ from cronica.store.sqlite_schema import SCHEMA_VERSION, migrate
 from cronica.upcasting import Upcasters
 
 _ID_CHUNK = 500
-DEFAULT_POLL_INTERVAL = 0.05
+DEFAULT_POLL_INTERVAL = 0.01
 """Seconds between two looks for other processes' commits while a thread waits for events."""
 _INSERT_EVENT = (
     "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, event_version,"
