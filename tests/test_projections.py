@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ from cronica.examples.bank_read_models import (
 from cronica.examples.order_read_models import order_projections
 from cronica.examples.orders import Order, order_events
 from cronica.projections import (
+    Catalog,
     Projection,
     ProjectionWriter,
     Projector,
@@ -473,6 +475,28 @@ def test_wait_for_returns_once_the_read_model_reached_the_position(
     p.stop()
     later = repository.execute("acc-w", lambda a: a.deposit("1.00"))
     assert not p.wait_for(later.position, timeout=0.2)
+
+
+def test_a_query_process_waits_for_the_read_model_through_the_catalog(
+    store: EventStore, projector: Any
+) -> None:
+    p = projector()
+    p.run_until_caught_up()
+    p.start()
+    with (
+        read_models_for(store)
+        if store.backend_name != "memory"
+        else nullcontext(p.read_models) as query_side
+    ):  # another connection set, as an API process has
+        catalog = Catalog(query_side)
+        position = store.append("acc-q", [NewEvent("AccountCreated", {"owner": "Q"})]).position
+        assert catalog.wait_for(position, timeout=10, names=["accounts", "transactions"])
+        assert query_side.query("SELECT owner FROM accounts WHERE account_id = 'acc-q'") == [("Q",)]
+        p.stop()
+        later = store.append("acc-q", [NewEvent("DepositMade", {"amount": "1.00"})]).position
+        assert not catalog.wait_for(later, timeout=0.1, names=["accounts"])
+        with pytest.raises(ProjectionNotFoundError):
+            catalog.wait_for(later, timeout=0.1, names=["nope"])
 
 
 def test_a_projection_as_of_a_past_moment_leaves_the_live_model_alone(

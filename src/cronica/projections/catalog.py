@@ -11,7 +11,9 @@ Times are seconds since the epoch, from the database's clock.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +154,31 @@ class Catalog:
     def position(self, name: str) -> int | None:
         rows = self.db.query("SELECT position FROM cronica_projections WHERE name = ?", [name])
         return int(rows[0][0]) if rows else None
+
+    def wait_for(self, position: int, timeout: float, names: Sequence[str]) -> bool:
+        """Wait until every projection in ``names`` has applied the log up to ``position``
+        (read-your-writes for a query that carries a minimum position); False if ``timeout``
+        seconds pass first. Works from any process: it polls the checkpoints, every 2 ms at
+        first, backing off to 20 ms."""
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            rows = self.db.query(
+                "SELECT name, position FROM cronica_projections WHERE name IN"
+                f" ({', '.join('?' * len(names))})",
+                list(names),
+            )
+            reached = {name: int(at) for name, at in rows}
+            missing = [name for name in names if name not in reached]
+            if missing:
+                raise ProjectionNotFoundError(missing[0])
+            if all(at >= position for at in reached.values()):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.02)
 
     def actions(self, name: str | None = None) -> list[ProjectionAction]:
         sql = "SELECT * FROM cronica_projection_actions"
