@@ -61,7 +61,7 @@ class ReadModelDatabase(abc.ABC):
     """A SQL database holding read models, with one writer at a time and many readers.
 
     >>> from cronica.readmodels import connect_read_models
-    >>> db = connect_read_models("sqlite:///:memory:")
+    >>> db = connect_read_models("memory://")
     >>> with db.transaction() as tx:
     ...     _ = tx.execute("CREATE TABLE t (x INTEGER)")
     ...     _ = tx.execute("INSERT INTO t VALUES (?)", [1])
