@@ -442,6 +442,20 @@ def test_projections_must_not_share_names_or_tables(store: EventStore) -> None:
 # -- status, read-your-writes, as of ----------------------------------------------------------
 
 
+def test_catching_up_reads_larger_pages_and_live_reads_small_ones(
+    store: EventStore, projector: Any
+) -> None:
+    open_accounts(store, 4)
+    assert store.count_events() == 14
+    p = projector([AccountsProjection()], batch_size=3, catch_up_batch_size=8)
+    assert [p.run_once() for _ in range(4)] == [3, 8, 3, 0]
+    for i in range(5):
+        store.append(f"new-{i}", [NewEvent("AccountCreated", {"owner": "N"})])
+    assert p.run_once() == 3  # live again: a normal page first
+    with pytest.raises(InvalidInputError):
+        projector([AccountsProjection()], catch_up_batch_size=0)
+
+
 def test_status_reports_position_lag_and_state(store: EventStore, projector: Any) -> None:
     open_accounts(store, 3)
     p = projector([AccountsProjection()], batch_size=4)

@@ -94,6 +94,7 @@ class Projector:
         read_models: ReadModelDatabase | None = None,
         *,
         batch_size: int = 1000,
+        catch_up_batch_size: int | None = None,
         lease_ttl: float = 10.0,
         takeover_interval: float = 1.0,
         idle_wait: float = 1.0,
@@ -104,14 +105,21 @@ class Projector:
         chosen = list(projections)
         check_distinct(chosen)
         self.projections = {p.name: p for p in chosen}
-        if batch_size < 1:
-            raise InvalidInputError("batch_size must be at least 1")
+        if batch_size < 1 or (catch_up_batch_size is not None and catch_up_batch_size < 1):
+            raise InvalidInputError("batch sizes must be at least 1")
         self.store = store
         self._owns_read_models = read_models is None
         self.read_models = read_models if read_models is not None else read_models_for(store)
         self.catalog = Catalog(self.read_models)
         self.catalog.create()
         self.batch_size = batch_size
+        # Larger pages while catching up (fewer transactions and round trips, more updates
+        # merged per key). Not on SQLite: a batch holds the file's only write lock, which the
+        # store's appends need too when the read models share its file.
+        if catch_up_batch_size is None:
+            catch_up_batch_size = batch_size if self.read_models.dialect == "sqlite" else 10_000
+        self.catch_up_batch_size = max(batch_size, catch_up_batch_size)
+        self._catching_up_after: set[int] = set()
         self.lease_ttl = lease_ttl
         self.takeover_interval = takeover_interval
         self.idle_wait = idle_wait
@@ -322,24 +330,39 @@ class Projector:
 
     # -- batches -------------------------------------------------------------------------------
 
-    def _read(self, position: int) -> list[RecordedEvent]:
+    def _read(self, position: int) -> tuple[list[RecordedEvent], bool]:
         """The page of the log after ``position``: read ahead during the last batch, if that
         read started where this one does, else read now. Then start reading the next page if
-        this one was full (the projector is catching up)."""
+        this one was full (the projector is catching up). Returns the events and whether the
+        page was full."""
         ahead, self._read_ahead = self._read_ahead, None
+        limit = self._page_size(position)
         if ahead is not None and ahead[0] == position:
             events = ahead[1].result()
         else:
-            events = self.store.read_all(after=position, limit=self.batch_size)
-        if self.read_ahead and len(events) == self.batch_size:
-            after = events[-1].position
-            future = self._reader.submit(self.store.read_all, after=after, limit=self.batch_size)
+            events = self.store.read_all(after=position, limit=limit)
+        if len(events) < limit:
+            return events, False
+        after = events[-1].position
+        self._catching_up_after.add(after)
+        if self.read_ahead:
+            next_limit = self.catch_up_batch_size
+            future = self._reader.submit(self.store.read_all, after=after, limit=next_limit)
             self._read_ahead = (after, future)
-        return events
+        return events, True
+
+    def _page_size(self, position: int) -> int:
+        """The catch-up page size after a full page, else the normal batch size."""
+        if position in self._catching_up_after:
+            self._catching_up_after.discard(position)
+            return self.catch_up_batch_size
+        if len(self._catching_up_after) > 64:  # left behind by groups that moved on otherwise
+            self._catching_up_after.clear()
+        return self.batch_size
 
     def _run_group(self, position: int, group: list[_Track]) -> int:
-        events = self._read(position)
-        caught_up = len(events) < self.batch_size
+        events, full = self._read(position)
+        caught_up = not full
         if not events:
             self._mark_states(group, caught_up=True)
             return 0
