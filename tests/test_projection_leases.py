@@ -147,3 +147,34 @@ def test_a_stopped_runner_hands_its_lease_on_at_once(
         add_accounts(store, 1, start=2)
         assert second.run_until_caught_up() == 1
         second.close()
+
+
+def test_a_background_projector_outlives_lost_connections(pg_schema: str) -> None:
+    import psycopg
+
+    from cronica.store.postgres import PostgresEventStore
+
+    # Only this test's connections are cut: they carry an application name of their own.
+    name = f"cronica_outage_{pg_schema}"
+    store = PostgresEventStore(f"{POSTGRES_URL}?application_name={name}", schema=pg_schema)
+    with store, Projector(store, [AccountsProjection()], lease_ttl=30).start() as projector:
+        assert projector.wait_for(add_accounts(store, 2), timeout=10)
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                [name],
+            ).fetchone()
+        assert killed is not None and killed[0] > 0
+        head = 0
+        for attempt in range(20):  # the store's own connections were cut too: retry
+            try:
+                head = add_accounts(store, 1, start=2 + attempt)
+                break
+            except cronica.StoreError:
+                time.sleep(0.1)
+        assert head, "the store did not recover"
+        assert projector.wait_for(head, timeout=30), projector.last_error
+        assert projector.last_error is not None  # it did meet the outage, and went on
+        rows = projector.read_models.query("SELECT count(*) FROM accounts")
+    assert rows[0][0] >= 3

@@ -185,15 +185,20 @@ class Projector:
 
     def run_forever(self) -> None:
         """Run passes until :meth:`stop`; between passes wait for new events (no busy polling).
-        Errors of the store or read-model database are logged and retried after a pause."""
+        A pass that fails (the store or read-model database unreachable, say) is logged and
+        retried after a pause that grows to 5 s; ``last_error`` keeps the error. Handler
+        failures never get here: they stop their projection (see the module docstring)."""
         pause = 0.1
         while not self._stopping.is_set():
             try:
                 read = self.run_once()
                 pause = 0.1
-            except (StoreError, LeaseLostError) as exc:
+            except Exception as exc:  # a background loop must outlive what it cannot handle
                 self.last_error = exc
-                log.warning("projector pass failed (retrying in %.1f s): %s", pause, exc)
+                if isinstance(exc, StoreError | LeaseLostError):
+                    log.warning("projector pass failed (retrying in %.1f s): %s", pause, exc)
+                else:
+                    log.exception("projector pass failed (retrying in %.1f s)", pause)
                 self._stopping.wait(pause)
                 pause = min(pause * 2, 5.0)
                 continue
