@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+from cronica._postgres import pooled_read
 from cronica.errors import InvalidURLError, ReadModelError, ReadModelUnavailableError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction, Row
 
@@ -212,18 +213,10 @@ class PostgresReadModels(ReadModelDatabase):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         if self._closed:
             raise ReadModelError("the read-model database is closed")
-        # Safe to repeat: a pooled connection found broken is dropped and the next one tried.
-        for attempt in range(self._pool.max_size + 1):
-            try:
-                with self._pool.connection() as conn:
-                    try:
-                        return conn.execute(to_psycopg(sql), params).fetchall()
-                    except psycopg.OperationalError:
-                        if not conn.broken or attempt == self._pool.max_size:
-                            raise
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                raise _translate(exc) from exc
-        raise ReadModelUnavailableError("PostgreSQL read models: no working connection")
+        try:
+            return pooled_read(self._pool, to_psycopg(sql), params)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise _translate(exc) from exc
 
     def table_exists(self, name: str) -> bool:
         rows = self.query(

@@ -25,6 +25,7 @@ import psycopg_pool
 from psycopg.types.json import set_json_loads
 
 from cronica import _json
+from cronica._postgres import pooled_read
 from cronica.errors import (
     AggregateTypeMismatchError,
     AppendOnlyViolationError,
@@ -450,19 +451,10 @@ class PostgresEventStore(EventStore):
     def _query(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._closed:
             raise StoreError("the store is closed")
-        # A read is safe to repeat: a pooled connection found broken (the server restarted,
-        # an administrator ended it) is dropped by the pool, and the read tries the next one.
-        for attempt in range(self._pool.max_size + 1):
-            try:
-                with self._pool.connection() as conn:
-                    try:
-                        return conn.execute(query, params).fetchall()
-                    except psycopg.OperationalError:
-                        if not conn.broken or attempt == self._pool.max_size:
-                            raise
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                raise _translate(exc) from exc
-        raise StoreUnavailableError("PostgreSQL: no working connection")  # pragma: no cover
+        try:
+            return pooled_read(self._pool, query, params)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise _translate(exc) from exc
 
     def _read_stream(
         self,
