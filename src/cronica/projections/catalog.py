@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,13 +155,20 @@ class Catalog:
         rows = self.db.query("SELECT position FROM cronica_projections WHERE name = ?", [name])
         return int(rows[0][0]) if rows else None
 
-    def wait_for(self, position: int, timeout: float, names: Sequence[str]) -> bool:
+    def wait_for(
+        self,
+        position: int,
+        timeout: float,
+        names: Sequence[str],
+        pause: Callable[[float], object] = time.sleep,
+    ) -> bool:
         """Wait until every projection in ``names`` has applied the log up to ``position``
         (read-your-writes for a query that carries a minimum position); False if ``timeout``
         seconds pass first. Works from any process: it polls the checkpoints, every 2 ms at
-        first, backing off to 20 ms."""
+        first, backing off to 20 ms (``pause`` sleeps between looks; a projector passes one
+        that its commits cut short)."""
         deadline = time.monotonic() + timeout
-        pause = 0.002
+        step = 0.002
         while True:
             rows = self.db.query(
                 "SELECT name, position FROM cronica_projections WHERE name IN"
@@ -177,8 +184,8 @@ class Catalog:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.02)
+            pause(min(step, left))
+            step = min(step * 2, 0.02)
 
     def actions(self, name: str | None = None) -> list[ProjectionAction]:
         sql = "SELECT * FROM cronica_projection_actions"
@@ -296,8 +303,7 @@ class Catalog:
                 " updated_at = {now} WHERE name = ? AND lease_owner = ?"
             )
             params = [position, events, state, ttl, name, owner]
-        if tx.execute(self._sql(sql), params) != 1:
-            raise LeaseLostError(name)
+        self._update_held(tx, name, sql, params)
 
     def set_state(self, tx: ReadModelTransaction, name: str, owner: str, state: str) -> None:
         tx.execute(
@@ -320,12 +326,12 @@ class Catalog:
     ) -> None:
         """Record that ``event`` failed in a handler: the projection stops there."""
         message = f"{type(error).__name__}: {error}"[:4000]
-        changed = tx.execute(
-            self._sql(
-                "UPDATE cronica_projections SET state = ?, error = ?, failed_position = ?,"
-                " failed_event_id = ?, failed_event_type = ?, failed_track = ?, failed_at = {now},"
-                " updated_at = {now} WHERE name = ? AND lease_owner = ?"
-            ),
+        self._update_held(
+            tx,
+            name,
+            "UPDATE cronica_projections SET state = ?, error = ?, failed_position = ?,"
+            " failed_event_id = ?, failed_event_type = ?, failed_track = ?, failed_at = {now},"
+            " updated_at = {now} WHERE name = ? AND lease_owner = ?",
             [
                 FAILED,
                 message,
@@ -337,8 +343,6 @@ class Catalog:
                 owner,
             ],
         )
-        if changed != 1:
-            raise LeaseLostError(name)
 
     # -- rebuilds ----------------------------------------------------------------------------
 
@@ -352,34 +356,30 @@ class Catalog:
                 [name],
             )[0][0]
         )
-        changed = tx.execute(
-            self._sql(
-                "UPDATE cronica_projections SET rebuild_requested = 0, rebuild_generation = ?,"
-                " rebuild_version = ?, rebuild_position = 0, rebuild_events = 0,"
-                " rebuild_total = ?, rebuild_started_at = {now}, updated_at = {now}"
-                " WHERE name = ? AND lease_owner = ?"
-            ),
+        self._update_held(
+            tx,
+            name,
+            "UPDATE cronica_projections SET rebuild_requested = 0, rebuild_generation = ?,"
+            " rebuild_version = ?, rebuild_position = 0, rebuild_events = 0,"
+            " rebuild_total = ?, rebuild_started_at = {now}, updated_at = {now}"
+            " WHERE name = ? AND lease_owner = ?",
             [generation, version, total, name, owner],
         )
-        if changed != 1:
-            raise LeaseLostError(name)
         return generation
 
     def finish_rebuild(self, tx: ReadModelTransaction, name: str, owner: str) -> None:
         """Make the rebuilt generation the live one."""
-        changed = tx.execute(
-            self._sql(
-                "UPDATE cronica_projections SET generation = rebuild_generation,"
-                " version = rebuild_version, position = rebuild_position,"
-                " events_processed = rebuild_events, rebuild_generation = NULL,"
-                " rebuild_version = NULL, rebuild_position = NULL, rebuild_events = NULL,"
-                " rebuild_total = NULL, rebuild_started_at = NULL, updated_at = {now}"
-                " WHERE name = ? AND lease_owner = ?"
-            ),
+        self._update_held(
+            tx,
+            name,
+            "UPDATE cronica_projections SET generation = rebuild_generation,"
+            " version = rebuild_version, position = rebuild_position,"
+            " events_processed = rebuild_events, rebuild_generation = NULL,"
+            " rebuild_version = NULL, rebuild_position = NULL, rebuild_events = NULL,"
+            " rebuild_total = NULL, rebuild_started_at = NULL, updated_at = {now}"
+            " WHERE name = ? AND lease_owner = ?",
             [name, owner],
         )
-        if changed != 1:
-            raise LeaseLostError(name)
 
     # -- operator actions ----------------------------------------------------------------------
 
@@ -402,24 +402,40 @@ class Catalog:
         """Clear a failure: the runner tries the failed event again."""
         return self._clear_failure(name, actor, reason, skip=False)
 
+    def clear_failure(
+        self, tx: ReadModelTransaction, name: str, move: tuple[str, int] | None = None
+    ) -> None:
+        """Forget a projection's failure (if it has one), so its runner goes on; ``move`` sets
+        a checkpoint column too (skipping the failed event)."""
+        changes = "state = ?, error = NULL, failed_position = NULL, failed_event_id = NULL,"
+        changes += " failed_event_type = NULL, failed_track = NULL, failed_at = NULL"
+        params: list[Any] = [CATCHING_UP]
+        if move is not None:
+            changes += f", {move[0]} = ?"
+            params.append(move[1])
+        sql = f"UPDATE cronica_projections SET {changes}, updated_at = {self._now}"
+        tx.execute(sql + " WHERE name = ? AND state = ?", [*params, name, FAILED])
+
     def _clear_failure(self, name: str, actor: str, reason: str, *, skip: bool) -> ProjectionRecord:
         with self.db.transaction() as tx:
             record = self._locked(tx, name)
             if record.state != FAILED or record.failed_position is None:
                 raise ProjectionStateError(f"projection {name!r} has not failed")
-            changes = "state = ?, error = NULL, failed_position = NULL, failed_event_id = NULL,"
-            changes += " failed_event_type = NULL, failed_track = NULL, failed_at = NULL"
-            params: list[Any] = [CATCHING_UP]
+            passed: tuple[str, int] | None = None
             if skip:  # the checkpoint moves onto the failed event, so it counts as done
                 column = "rebuild_position" if record.failed_track == "rebuild" else "position"
-                changes += f", {column} = ?"
-                params.append(record.failed_position)
-            sql = (
-                f"UPDATE cronica_projections SET {changes}, updated_at = {self._now} WHERE name = ?"
-            )
-            tx.execute(sql, [*params, name])
+                passed = (column, record.failed_position)
+            self.clear_failure(tx, name, passed)
             self._log(tx, name, "skip" if skip else "retry", record, actor, reason)
             return record
+
+    def _update_held(
+        self, tx: ReadModelTransaction, name: str, sql: str, params: Sequence[Any]
+    ) -> None:
+        """Run an ``UPDATE ... WHERE name = ? AND lease_owner = ?`` that only the lease holder
+        may make; :class:`LeaseLostError` if it changed no row (another runner holds it)."""
+        if tx.execute(self._sql(sql), params) != 1:
+            raise LeaseLostError(name)
 
     def _locked(self, tx: ReadModelTransaction, name: str) -> ProjectionRecord:
         suffix = " FOR UPDATE" if self.db.dialect == "postgresql" else ""

@@ -112,6 +112,7 @@ class Projector:
         self.read_models = read_models if read_models is not None else read_models_for(store)
         self.catalog = Catalog(self.read_models)
         self.catalog.create()
+        self._register()
         self.batch_size = batch_size
         # Larger pages while catching up (fewer transactions and round trips, more updates
         # merged per key). Not on SQLite: a batch holds the file's only write lock, which the
@@ -252,18 +253,23 @@ class Projector:
         for name in chosen:
             if name not in self.projections:
                 raise ProjectionNotFoundError(name)
-        deadline = time.monotonic() + timeout
-        while True:
-            positions = {n: r.position for n, r in self.catalog.records().items()}
-            if all(positions.get(name, 0) >= position for name in chosen):
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            with self._changed:
-                self._changed.wait(min(left, 0.05))
+        return self.catalog.wait_for(position, timeout, chosen, pause=self._pause)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, cut short by this projector's next commit."""
+        with self._changed:
+            self._changed.wait(seconds)
 
     # -- leases --------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        """Give each projection never run before its catalog row and first tables, so that
+        its status and ``wait_for`` know it from the start (position 0)."""
+        with self.read_models.transaction() as tx:
+            for name, projection in self.projections.items():
+                if self.catalog.register(tx, name, projection.version):
+                    create_generation(tx, projection, 1)
+                    point_views(tx, projection, 1)
 
     def _take_leases(self) -> dict[str, ProjectionRecord]:
         now = time.monotonic()
@@ -284,11 +290,7 @@ class Projector:
         }
 
     def _take_lease(self, tx: ReadModelTransaction, name: str, now: float) -> None:
-        projection = self.projections[name]
         first_time = name not in self._renew_at and name not in self._next_try
-        if self.catalog.register(tx, name, projection.version):
-            create_generation(tx, projection, 1)
-            point_views(tx, projection, 1)
         if not self.catalog.acquire(tx, name, self.owner, self.lease_ttl) and not (
             self._take_from_dead_runner(tx, name)
         ):
@@ -298,12 +300,7 @@ class Projector:
         if name not in self._renew_at:
             log.info("projector %s runs projection %s", self.owner, name)
             if first_time and self._retry_failed:
-                tx.execute(
-                    "UPDATE cronica_projections SET state = ?, error = NULL,"
-                    " failed_position = NULL, failed_event_id = NULL, failed_event_type = NULL,"
-                    " failed_track = NULL, failed_at = NULL WHERE name = ? AND state = ?",
-                    [CATCHING_UP, name, FAILED],
-                )
+                self.catalog.clear_failure(tx, name)
         self._renew_at[name] = now + self.lease_ttl / 3
         self._next_try.pop(name, None)
 

@@ -43,7 +43,7 @@ NOTIFY_SPACING = 0.005
 RETRY_DELAY = 1.0
 """Seconds before a failed notifier or listener connection is tried again."""
 
-_HEAD_SQL = "SELECT coalesce(max(position), 0) FROM events"
+HEAD_SQL = "SELECT coalesce(max(position), 0) FROM events"
 _MAX_CHANNEL = 63  # NAMEDATALEN - 1
 
 
@@ -228,7 +228,7 @@ class Listener:
 
     def _read_head(self, conn: psycopg.Connection[Any]) -> None:
         self._refresh = False
-        row = conn.execute(_HEAD_SQL).fetchone()
+        row = conn.execute(HEAD_SQL).fetchone()
         if row is not None:
             self._on_head(int(row[0]))
 

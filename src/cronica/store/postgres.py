@@ -40,7 +40,7 @@ from cronica.errors import (
 from cronica.events import ANY, EXISTS, NO_STREAM, AppendResult, RecordedEvent, StreamInfo
 from cronica.snapshots.postgres import PostgresSnapshotStore
 from cronica.store._group_commit import GroupCommitter
-from cronica.store._pg_wakeups import Listener, Notifier, channel_name
+from cronica.store._pg_wakeups import HEAD_SQL, Listener, Notifier, channel_name
 from cronica.store._wakeup import check_poll_interval
 from cronica.store.base import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -70,7 +70,6 @@ _APPEND_EACH_SQL = (
     " %b::uuid[], %b::text[], %b::text[], %b::text[])"
 )
 _MAX_EVENTS_PER_BATCH = 10_000
-_HEAD_SQL = "SELECT coalesce(max(position), 0) FROM events"
 _HORIZON_SQL = (
     "SELECT cronica_readable_bound(), (SELECT max(position) FROM events WHERE position > %s)"
 )
@@ -355,7 +354,7 @@ class PostgresEventStore(EventStore):
             with self._writer() as conn:
                 with conn.transaction():
                     self._import_in_transaction(conn, events, progress)
-                row = conn.execute(_HEAD_SQL).fetchone()
+                row = conn.execute(HEAD_SQL).fetchone()
         except psycopg.Error as exc:
             raise _translate(exc) from exc
         if row is not None and row[0]:
@@ -583,7 +582,7 @@ class PostgresEventStore(EventStore):
     # -- following the global log ------------------------------------------------------------
 
     def _head_position(self) -> int:
-        return int(self._query(_HEAD_SQL, [])[0][0])
+        return int(self._query(HEAD_SQL, [])[0][0])
 
     def _count_events(self, after: int) -> int:
         return int(self._query("SELECT count(*) FROM events WHERE position > %s", [after])[0][0])

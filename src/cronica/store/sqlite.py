@@ -49,6 +49,7 @@ from cronica.store.sqlite_schema import SCHEMA_VERSION, migrate
 from cronica.upcasting import Upcasters
 
 _ID_CHUNK = 500
+_HEAD_SQL = "SELECT coalesce(max(position), 0) FROM events"
 DEFAULT_POLL_INTERVAL = 0.01
 """Seconds between two looks for other processes' commits while a thread waits for events."""
 _INSERT_EVENT = (
@@ -167,7 +168,7 @@ class SQLiteEventStore(EventStore):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-                head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+                head = conn.execute(_HEAD_SQL).fetchone()[0]
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
         self._committed(head)
@@ -432,14 +433,14 @@ class SQLiteEventStore(EventStore):
         with self._reader() as conn:
             streams = conn.execute("SELECT count(*) FROM cronica_streams").fetchone()[0]
             events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-            head = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+            head = conn.execute(_HEAD_SQL).fetchone()[0]
         return StoreStatus(self.backend_name, SCHEMA_VERSION, streams, events, head, head)
 
     # -- following the global log ------------------------------------------------------------
 
     def _head_position(self) -> int:
         with self._reader() as conn:
-            head: int = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+            head: int = conn.execute(_HEAD_SQL).fetchone()[0]
         return head
 
     def _count_events(self, after: int) -> int:
@@ -469,9 +470,7 @@ class SQLiteEventStore(EventStore):
                 if not force and version == self._data_version:
                     return None
                 self._data_version = version
-                head: int = conn.execute(
-                    "SELECT coalesce(max(position), 0) FROM events"
-                ).fetchone()[0]
+                head: int = conn.execute(_HEAD_SQL).fetchone()[0]
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
         return head
