@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import cProfile
 import json
 import os
+import pstats
 import random
 import statistics
 import subprocess
@@ -165,13 +167,23 @@ def read_raw(site: Site) -> int:
     return count
 
 
-def rebuild(store: cronica.EventStore, read_models_url: str) -> int:
+PROJECTOR_OPTIONS: dict[str, Any] = {"batch_size": BATCH}
+"""Options of the projector that rebuilds (``--batch-size``, ``--catch-up-batch-size``,
+``--read-ahead``)."""
+
+
+def rebuild(store: cronica.EventStore, read_models_url: str, profile: bool = False) -> int:
     with connect_read_models(read_models_url) as db:
-        projector = Projector(store, bank_projections(), db, batch_size=BATCH)
+        projector = Projector(store, bank_projections(), db, **PROJECTOR_OPTIONS)
+        profiler = cProfile.Profile() if profile else None
         try:
-            return projector.run_until_caught_up()
+            if profiler is None:
+                return projector.run_until_caught_up()
+            return profiler.runcall(projector.run_until_caught_up)
         finally:
             projector.close()
+            if profiler is not None:  # where the time of one rebuild goes, on stderr
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
 
 
 def timed(action: Callable[[], int]) -> tuple[float, int]:
@@ -181,7 +193,12 @@ def timed(action: Callable[[], int]) -> tuple[float, int]:
 
 
 def bench_rebuild(
-    factory: SiteFactory, backend: str, sizes: dict[str, Any], runs: int, say: Callable[[str], None]
+    factory: SiteFactory,
+    backend: str,
+    sizes: dict[str, Any],
+    runs: int,
+    say: Callable[[str], None],
+    profile: bool = False,
 ) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"rebuild": [], "read_all": [], "raw_read": []}
     with factory.fresh(backend, "log") as site, cronica.connect(store_url(site)) as store:  # type: ignore[arg-type]
@@ -193,7 +210,10 @@ def bench_rebuild(
             for name in order:
                 if name == "rebuild":
                     with factory.fresh(backend, "rm") as target:  # type: ignore[arg-type]
-                        seconds, count = timed(lambda t=target: rebuild(store, store_url(t)))
+                        first = profile and run == 0
+                        seconds, count = timed(
+                            lambda t=target, p=first: rebuild(store, store_url(t), p)  # type: ignore[misc]
+                        )
                 elif name == "read_all":
                     seconds, count = timed(lambda: read_with_cronica(store))
                 else:
@@ -395,11 +415,26 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--only", choices=["rebuild", "lag"])
+    parser.add_argument("--events", type=int, help="Events in the rebuild's log.")
+    parser.add_argument("--accounts", type=int, help="Accounts in the rebuild's log.")
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="Projector batch size.")
+    parser.add_argument("--catch-up-batch-size", type=int, help="Projector catch-up page size.")
+    parser.add_argument("--read-ahead", choices=["on", "off"], help="Default: on for PostgreSQL.")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first rebuild.")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    for key in ("events", "accounts"):
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    PROJECTOR_OPTIONS["batch_size"] = args.batch_size
+    if args.catch_up_batch_size is not None:
+        PROJECTOR_OPTIONS["catch_up_batch_size"] = args.catch_up_batch_size
+    if args.read_ahead is not None:
+        PROJECTOR_OPTIONS["read_ahead"] = args.read_ahead == "on"
     backends = ["sqlite", "postgresql"] if args.backend == "all" else [args.backend]
     console = Console(stderr=True)
     factory = SiteFactory(POSTGRES, None)
+    sizes["projector"] = dict(PROJECTOR_OPTIONS)
     info = environment.conditions(
         quick=args.quick, runs=args.runs, sizes=sizes, backend=args.backend,
         postgres=POSTGRES, tmp_dir=factory.tmp_dir,
@@ -410,7 +445,7 @@ def main() -> None:
             results[backend] = {}
             if args.only in (None, "rebuild"):
                 results[backend]["rebuild"] = bench_rebuild(
-                    factory, backend, sizes, args.runs, console.print
+                    factory, backend, sizes, args.runs, console.print, args.profile
                 )
             if args.only in (None, "lag"):
                 results[backend]["lag"] = bench_lag(
