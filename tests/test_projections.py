@@ -422,6 +422,70 @@ def test_a_new_projection_backfills_from_zero(store: EventStore, projector: Any)
     assert p.read_models.query("SELECT count(*) FROM transactions") == [(12,)]
 
 
+class OwnersProjection(Projection):
+    """Accounts by owner, with a unique index (a constraint) and a plain one."""
+
+    name = "owners"
+    tables: ClassVar = {
+        "owners": """
+            CREATE TABLE {owners} (account_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
+            CREATE UNIQUE INDEX {owners}_unique ON {owners} (owner, account_id);
+            CREATE INDEX {owners}_by_owner ON {owners} (owner)""",
+    }
+
+    @on("AccountCreated")
+    def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+        db.insert("owners", {"account_id": event.aggregate_id, "owner": event.data["owner"]})
+
+
+def index_names(projector: Projector, table: str) -> set[str]:
+    db = projector.read_models
+    if db.dialect == "sqlite":
+        found = db.query(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", [table]
+        )
+    else:
+        found = db.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            " AND tablename = ?",
+            [table],
+        )
+    return {name for (name,) in found}
+
+
+def test_plain_indexes_wait_until_a_generation_filled_from_zero_has_caught_up(
+    store: EventStore, projector: Any
+) -> None:
+    open_accounts(store, 6)
+    first = projector([OwnersProjection()], batch_size=2, catch_up_batch_size=2)
+    first.run_once()
+    assert index_names(first, "owners__g1") >= {"owners__g1_unique"}
+    assert "owners__g1_by_owner" not in index_names(first, "owners__g1")
+    first.close()  # a restart half-way: the next projector adds the index once caught up
+    p = projector([OwnersProjection()], batch_size=2, catch_up_batch_size=2)
+    p.run_until_caught_up()
+    assert "owners__g1_by_owner" in index_names(p, "owners__g1")
+    p.catalog.request_rebuild("owners", actor="ops", reason="test")
+    p.run_once()
+    assert "owners__g2_by_owner" not in index_names(p, "owners__g2")
+    p.run_until_caught_up()
+    assert projection_status(store, p.read_models, ["owners"])[0].generation == 2
+    assert "owners__g2_by_owner" in index_names(p, "owners__g2")
+    assert rows(p, "SELECT count(*) FROM owners") == [(6,)]
+
+
+def test_a_projection_can_keep_its_indexes_while_it_is_filled(
+    store: EventStore, projector: Any
+) -> None:
+    class Looked(OwnersProjection):
+        defer_indexes = False
+
+    open_accounts(store, 6)
+    p = projector([Looked()], batch_size=2, catch_up_batch_size=2)
+    p.run_once()
+    assert "owners__g1_by_owner" in index_names(p, "owners__g1")
+
+
 def test_projections_must_not_share_names_or_tables(store: EventStore) -> None:
     with pytest.raises(InvalidInputError, match="two projections"):
         Projector(store, [AccountsProjection(), AccountsProjection()])
@@ -454,6 +518,18 @@ def test_catching_up_reads_larger_pages_and_live_reads_small_ones(
     assert p.run_once() == 3  # live again: a normal page first
     with pytest.raises(InvalidInputError):
         projector([AccountsProjection()], catch_up_batch_size=0)
+
+
+def test_catch_up_pages_stay_small_only_when_the_read_models_share_the_stores_sqlite_file(
+    tmp_path: Path,
+) -> None:
+    with cronica.connect(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        with Projector(store, bank_projections(), batch_size=100) as shared:
+            assert shared.catch_up_batch_size == 100  # the store's appends need the write lock
+        other = connect_read_models(f"sqlite:///{tmp_path / 'models.db'}")
+        with Projector(store, bank_projections(), other, batch_size=100) as apart:
+            assert apart.catch_up_batch_size == 10_000
+        other.close()
 
 
 def test_status_reports_position_lag_and_state(store: EventStore, projector: Any) -> None:

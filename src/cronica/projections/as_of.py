@@ -12,7 +12,12 @@ from datetime import datetime
 
 from cronica.errors import InvalidReadError
 from cronica.projections.base import Projection, ProjectionWriter
-from cronica.projections.generations import create_generation, point_views, table_names
+from cronica.projections.generations import (
+    create_deferred_indexes,
+    create_generation,
+    point_views,
+    table_names,
+)
 from cronica.readmodels.sqlite import SQLiteReadModels
 from cronica.store.base import EventStore
 
@@ -45,7 +50,7 @@ def projection_as_of(
     db = SQLiteReadModels(":memory:")
     try:
         with db.transaction() as tx:
-            create_generation(tx, projection, 1)
+            create_generation(tx, projection, 1, defer_indexes=True)
             point_views(tx, projection, 1)
             writer = ProjectionWriter(tx, table_names(projection, 1))
             after = 0
@@ -64,6 +69,7 @@ def projection_as_of(
                     projection.apply(writer, chosen)
                 if position is not None and after >= position:
                     break
+            create_deferred_indexes(tx, projection, 1)
     except BaseException:
         db.close()
         raise

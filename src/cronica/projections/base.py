@@ -69,6 +69,10 @@ class Projection:
       placeholders for every table of the projection (index names too: ``{accounts}_by_owner``).
     - ``views``: public name -> ``SELECT`` over the tables; by default one view per table,
       ``SELECT * FROM {table}``, under the table's name. Queries read the views.
+    - ``defer_indexes``: while a generation is filled from zero, its plain ``CREATE INDEX``
+      indexes wait until it has caught up (a bulk load then one index build is much faster).
+      Set it to False if handlers look rows up through such an index (``UNIQUE`` indexes and
+      primary keys are always there).
 
     Handlers get ``(writer, event)`` one event at a time. A projection may instead override
     :meth:`apply`, which gets each batch whole (to write it with ``executemany``, say); it must
@@ -80,6 +84,7 @@ class Projection:
     version: ClassVar[int] = 1
     tables: ClassVar[Mapping[str, str]] = {}
     views: ClassVar[Mapping[str, str] | None] = None
+    defer_indexes: ClassVar[bool] = True
     handlers: ClassVar[Mapping[str, Handler]] = {}
     """Event type -> handler, collected from the methods marked with :func:`on`."""
 

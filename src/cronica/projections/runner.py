@@ -41,6 +41,7 @@ from cronica.projections.catalog import (
     ProjectionRecord,
 )
 from cronica.projections.generations import (
+    create_deferred_indexes,
     create_generation,
     drop_generation,
     point_views,
@@ -58,6 +59,7 @@ class _Track:
     projection: Projection
     rebuild: bool
     position: int
+    generation: int
     names: dict[str, str]
 
 
@@ -115,10 +117,12 @@ class Projector:
         self._register()
         self.batch_size = batch_size
         # Larger pages while catching up (fewer transactions and round trips, more updates
-        # merged per key). Not on SQLite: a batch holds the file's only write lock, which the
-        # store's appends need too when the read models share its file.
+        # merged per key). Not when the read models share the store's SQLite file: a batch
+        # holds the file's only write lock, which the store's appends need too.
         if catch_up_batch_size is None:
-            catch_up_batch_size = batch_size if self.read_models.dialect == "sqlite" else 10_000
+            catch_up_batch_size = (
+                batch_size if _shares_sqlite_file(store, self.read_models) else 10_000
+            )
         self.catch_up_batch_size = max(batch_size, catch_up_batch_size)
         self._catching_up_after: set[int] = set()
         self.lease_ttl = lease_ttl
@@ -129,6 +133,7 @@ class Projector:
         self._renew_at: dict[str, float] = {}
         self._next_try: dict[str, float] = {}
         self._caught_up: dict[tuple[str, bool], bool] = {}
+        self._indexed: set[tuple[str, int]] = set()
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -156,10 +161,11 @@ class Projector:
                 record = self._start_rebuild(projection)
             if record.version == projection.version:
                 names = table_names(projection, record.generation)
-                tracks.append(_Track(projection, False, record.position, names))
+                tracks.append(_Track(projection, False, record.position, record.generation, names))
             if record.rebuild_generation is not None and record.rebuild_position is not None:
                 names = table_names(projection, record.rebuild_generation)
-                tracks.append(_Track(projection, True, record.rebuild_position, names))
+                generation = record.rebuild_generation
+                tracks.append(_Track(projection, True, record.rebuild_position, generation, names))
         groups: dict[int, list[_Track]] = {}
         for track in tracks:
             groups.setdefault(track.position, []).append(track)
@@ -268,7 +274,7 @@ class Projector:
         with self.read_models.transaction() as tx:
             for name, projection in self.projections.items():
                 if self.catalog.register(tx, name, projection.version):
-                    create_generation(tx, projection, 1)
+                    create_generation(tx, projection, 1, defer_indexes=True)
                     point_views(tx, projection, 1)
 
     def _take_leases(self) -> dict[str, ProjectionRecord]:
@@ -366,6 +372,7 @@ class Projector:
         events, full = self._read(position)
         caught_up = not full
         if not events:
+            self._index_caught_up(group)
             self._mark_states(group, caught_up=True)
             return 0
         try:
@@ -379,6 +386,8 @@ class Projector:
             return 0
         for track in group:
             self._caught_up[(track.projection.name, track.rebuild)] = caught_up
+        if caught_up:
+            self._index_caught_up(group)
         with self._changed:
             self._changed.notify_all()
         return len(events)
@@ -475,6 +484,17 @@ class Projector:
             state=state,
         )
 
+    def _index_caught_up(self, group: list[_Track]) -> None:
+        """Give generations that have caught up the indexes deferred while they were filled
+        (once per generation and process: the statements are ``IF NOT EXISTS``)."""
+        pending = [t for t in group if (t.projection.name, t.generation) not in self._indexed]
+        if not pending:
+            return
+        with self.read_models.transaction() as tx:
+            for track in pending:
+                create_deferred_indexes(tx, track.projection, track.generation)
+        self._indexed.update((t.projection.name, t.generation) for t in pending)
+
     def _mark_states(self, group: list[_Track], *, caught_up: bool) -> None:
         changed = [
             t for t in group if self._caught_up.get((t.projection.name, t.rebuild)) is not caught_up
@@ -495,7 +515,7 @@ class Projector:
             generation = self.catalog.start_rebuild(
                 tx, projection.name, self.owner, projection.version, total
             )
-            create_generation(tx, projection, generation)
+            create_generation(tx, projection, generation, defer_indexes=True)
         log.info("projection %s: rebuilding into generation %d", projection.name, generation)
         self._caught_up[(projection.name, True)] = False
         return self.catalog.record(projection.name)
@@ -513,6 +533,7 @@ class Projector:
         if not frozen and record.rebuild_position < record.position:
             return
         with self.read_models.transaction() as tx:
+            create_deferred_indexes(tx, projection, record.rebuild_generation)
             point_views(tx, projection, record.rebuild_generation)
             self.catalog.finish_rebuild(tx, projection.name, self.owner)
             drop_generation(tx, projection, record.generation)
@@ -528,6 +549,14 @@ class Projector:
             self.store.wait_for_events(after, self.idle_wait)
         except StoreError:
             self._stopping.wait(self.idle_wait)
+
+
+def _shares_sqlite_file(store: EventStore, read_models: ReadModelDatabase) -> bool:
+    store_path = getattr(store, "path", None)
+    models_path = getattr(read_models, "path", None)
+    if read_models.dialect != "sqlite" or store_path is None or models_path is None:
+        return False
+    return bool(os.path.realpath(store_path) == os.path.realpath(models_path))
 
 
 def _is_dead_local_runner(owner: str) -> bool:
