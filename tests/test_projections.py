@@ -320,6 +320,28 @@ def test_queued_inserts_and_updates_merge_per_key_and_keep_their_order(
     assert got == expected
 
 
+TRICKY_TEXT = ['"', "\\", "{a,b}", "NULL", "", " spaced ", "ñandú 🦤", "it's", 'a\\"b', None]
+
+
+def test_batched_updates_carry_any_text_exactly(store: EventStore) -> None:
+    keys = [f"key {i}: {text}" for i, text in enumerate(TRICKY_TEXT)] + ['"', "\\", "NULL", ""]
+    with read_models_for(store) as db:
+        with db.transaction() as tx:
+            tx.execute("CREATE TABLE t__g1 (k TEXT PRIMARY KEY, v BIGINT, label TEXT)")
+            tx.insert_rows("t__g1", ["k", "v", "label"], [(k, 0, "old") for k in keys])
+        with db.transaction() as tx:
+            writer = ProjectionWriter(tx, {"t": "t__g1"})
+            for i, k in enumerate(keys):
+                label = TRICKY_TEXT[i % len(TRICKY_TEXT)]
+                writer.update("t", ("k", k), set={"label": label}, add={"v": -(2**40) + i})
+            writer.flush()
+        got = sorted(db.query("SELECT k, v, label FROM t__g1"))
+    expected = sorted(
+        (k, -(2**40) + i, TRICKY_TEXT[i % len(TRICKY_TEXT)]) for i, k in enumerate(keys)
+    )
+    assert got == expected
+
+
 # -- rebuilds --------------------------------------------------------------------------------
 
 
@@ -641,6 +663,17 @@ def test_read_models_can_live_in_another_database(
         with connect_read_models(url) as db, Projector(store, bank_projections(), db) as p:
             p.run_until_caught_up()
             assert sorted(db.query("SELECT account_id FROM accounts")) == [("acc-0",), ("acc-1",)]
+
+
+def test_stopping_an_idle_projector_does_not_wait_out_its_idle_wait(
+    store: EventStore, projector: Any
+) -> None:
+    p = projector(idle_wait=60.0)
+    p.start()
+    time.sleep(0.2)  # caught up, now waiting for events
+    asked = time.monotonic()
+    p.stop()
+    assert time.monotonic() - asked < 5.0  # far below idle_wait
 
 
 def test_the_projector_runs_in_the_background(store: EventStore, projector: Any) -> None:

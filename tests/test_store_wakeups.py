@@ -157,6 +157,17 @@ def test_closing_the_store_ends_a_wait(store: EventStore) -> None:
         store.wait_for_events(0, 0)
 
 
+def test_interrupting_ends_current_waits_with_a_spurious_wake(store: EventStore) -> None:
+    waiter = Waiter(store, 0)
+    interrupted = time.monotonic()
+    store.interrupt_waiters()
+    waiter.join()
+    assert waiter.result is True and waiter.error is None
+    assert waiter.ended - interrupted < PROMPT
+    assert store.read_all() == []  # spurious: nothing is there
+    assert store.wait_for_events(0, 0.05) is False  # later waits are not affected
+
+
 # -- other store objects and processes ---------------------------------------------------------
 
 

@@ -121,6 +121,10 @@ class AsyncEventStore:
         """See :meth:`EventStore.status`."""
         return await self._run(self.store.status)
 
+    def shutdown(self) -> None:
+        """Stop the worker threads and leave the store open (its owner closes it)."""
+        self._executor.shutdown(wait=False)
+
     async def close(self) -> None:
         """Close the store and stop the worker threads."""
         await self._run(self.store.close)

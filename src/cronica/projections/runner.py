@@ -231,7 +231,11 @@ class Projector:
         """Stop the background thread (after its current batch) and release the leases."""
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            deadline = time.monotonic() + timeout
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                # It may be waiting for events, or about to: wake it until it has gone.
+                self.store.interrupt_waiters()
+                self._thread.join(0.05)
             self._thread = None
         else:
             self._release_leases()

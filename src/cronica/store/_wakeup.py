@@ -67,6 +67,7 @@ class HeadWatch:
         self._closed = False
         self._polling = False
         self._next_poll = 0.0
+        self._interrupts = 0
 
     @property
     def known(self) -> int:
@@ -83,6 +84,12 @@ class HeadWatch:
             if position > self._known:
                 self._known = position
                 self._cond.notify_all()
+
+    def interrupt(self) -> None:
+        """End every current ``wait`` at once, as if an event had come (a spurious wake)."""
+        with self._cond:
+            self._interrupts += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Make every current and later ``wait`` raise ``StoreError``."""
@@ -115,6 +122,7 @@ class HeadWatch:
             self._check_open()
             if self._known > after:
                 return True
+            interrupts = self._interrupts
         if poll is not None and look:
             self.advance_to(poll(True))
             with self._cond:
@@ -122,7 +130,7 @@ class HeadWatch:
         while True:
             with self._cond:
                 self._check_open()
-                if self._known > after:
+                if self._known > after or self._interrupts != interrupts:
                     return True
                 now = time.monotonic()
                 if now >= deadline:

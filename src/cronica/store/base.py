@@ -413,6 +413,11 @@ class EventStore(abc.ABC):
         database (the async wrapper waits in slices and looks on the first only)."""
         return self._watch.wait(after, timeout)
 
+    def interrupt_waiters(self) -> None:
+        """End every wait in :meth:`wait_for_events` on this store object now; they return
+        True (a spurious wake, which their callers handle). For shutting down followers."""
+        self._watch.interrupt()
+
     @abc.abstractmethod
     def status(self) -> StoreStatus:
         """Counts, head and readable positions, and what readers wait on."""

@@ -1,0 +1,90 @@
+"""The ASGI application: the seed's API gateway in front of the command and query handlers.
+
+>>> from cronica.server import ServerSettings, create_app
+>>> app = create_app(ServerSettings(store="memory://"))
+
+Run it with ``cronica serve`` (uvicorn), or any ASGI server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+import cronica
+from cronica.readmodels.base import ReadModelDatabase
+from cronica.server import routes_bank, routes_ops, routes_store
+from cronica.server.auth import KeyRing
+from cronica.server.errors import install_error_handlers
+from cronica.server.metrics import Metrics
+from cronica.server.middleware import BodyLimit, RequestMetrics
+from cronica.server.services import Services
+from cronica.server.settings import ServerSettings
+from cronica.store.base import EventStore
+
+DESCRIPTION = """\
+Event sourcing for Python: the store API (append, read, follow the log), the seed's bank
+service (commands and queries on separate paths, CQRS) and operations.
+
+A command answers with the **position** of its last event; pass it as `minPosition` to a query
+to read your own writes. Errors are JSON `{"error": code, "message": ...}`.
+"""
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    store: EventStore | None = None,
+    keys: KeyRing | None = None,
+) -> FastAPI:
+    """The application for ``settings``. The store, read models and projector open when the
+    application starts (its lifespan) and close when it stops. ``store`` uses an open store
+    instead of ``settings.store`` (the caller closes it)."""
+    chosen = settings or ServerSettings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services(chosen, store=store)
+        app.state.services = services
+        services.start()
+        try:
+            yield
+        finally:
+            services.close()
+            app.state.services = None
+
+    app = FastAPI(
+        title="cronica",
+        version=cronica.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = None
+    app.state.keys = keys if keys is not None else KeyRing()
+    app.state.metrics = metrics
+    metrics.watch(lambda: _store_and_read_models(app))
+    install_error_handlers(app)
+    app.include_router(routes_store.router)
+    app.include_router(routes_bank.router)
+    app.include_router(routes_ops.router)
+    if chosen.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(chosen.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Actor", "X-Reason"],
+        )
+    app.add_middleware(BodyLimit, limit=chosen.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+def _store_and_read_models(app: FastAPI) -> tuple[EventStore, ReadModelDatabase] | None:
+    services: Services | None = app.state.services
+    if services is None:
+        return None
+    return services.store, services.read_models

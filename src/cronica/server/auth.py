@@ -1,0 +1,132 @@
+"""API keys: ``Authorization: Bearer <key>``, with scopes ``read`` < ``write`` < ``admin``.
+
+Keys are random (``ck_`` and 32 bytes in URL-safe base64) and kept only as SHA-256 hashes, in a
+JSON file of entries ``{"name", "scopes", "hash"}`` (``cronica keys create`` writes one). A
+slow password hash would add nothing: the keys are random, not chosen by people.
+
+Without keys the API is open: the server then listens on the loopback interface only
+(``cronica serve`` refuses another address without keys). With keys, every route but
+``/health`` and the OpenAPI document needs one: 401 without a valid key, 403 when its scopes
+fall short, and nothing is written. The key's name is recorded as the actor of the commands it
+sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from cronica.errors import InvalidInputError
+from cronica.server.errors import HTTPError
+
+READ = "read"
+WRITE = "write"
+ADMIN = "admin"
+SCOPES = (READ, WRITE, ADMIN)
+_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+
+
+def hash_key(key: str) -> str:
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key's name, its scopes and the hash of its secret."""
+
+    name: str
+    scopes: frozenset[str]
+    hash: str
+
+    def allows(self, scope: str) -> bool:
+        return any(_RANK[held] >= _RANK[scope] for held in self.scopes)
+
+
+def new_key(name: str, scopes: Iterable[str]) -> tuple[str, ApiKey]:
+    """A fresh secret and its entry (the secret is shown once and never stored)."""
+    chosen = frozenset(scopes)
+    unknown = chosen - set(SCOPES)
+    if not name or unknown or not chosen:
+        raise InvalidInputError(
+            f"a key needs a name and scopes among {', '.join(SCOPES)}"
+            + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else "")
+        )
+    secret = "ck_" + secrets.token_urlsafe(32)
+    return secret, ApiKey(name, chosen, hash_key(secret))
+
+
+class KeyRing:
+    """The keys a server accepts."""
+
+    def __init__(self, keys: Iterable[ApiKey] = ()) -> None:
+        self._by_hash = {key.hash: key for key in keys}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_hash)
+
+    def find(self, secret: str) -> ApiKey | None:
+        wanted = hash_key(secret)
+        for known, key in self._by_hash.items():
+            if hmac.compare_digest(known, wanted):
+                return key
+        return None
+
+    @classmethod
+    def load(cls, path: str | Path) -> KeyRing:
+        """Read a key file; ``InvalidInputError`` if it is missing or malformed."""
+        return cls(read_key_file(path))
+
+
+def read_key_file(path: str | Path) -> list[ApiKey]:
+    try:
+        entries = json.loads(Path(path).read_text())
+        keys = [
+            ApiKey(str(e["name"]), frozenset(str(s) for s in e["scopes"]), str(e["hash"]))
+            for e in entries
+        ]
+    except FileNotFoundError:
+        raise InvalidInputError(f"no API key file at {path}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"API key file {path} is malformed: {exc!r}") from None
+    for key in keys:
+        if not key.scopes or not key.scopes <= set(SCOPES) or not key.hash.startswith("sha256:"):
+            raise InvalidInputError(f"API key file {path}: bad entry for {key.name!r}")
+    return keys
+
+
+def write_key_file(path: str | Path, keys: Iterable[ApiKey]) -> None:
+    entries = [{"name": k.name, "scopes": sorted(k.scopes), "hash": k.hash} for k in keys]
+    target = Path(path)
+    target.write_text(json.dumps(entries, indent=2) + "\n")
+    target.chmod(0o600)
+
+
+def require(scope: str) -> Callable[[Request], None]:
+    """A route dependency: the request must carry a key with ``scope`` (when keys are set)."""
+
+    def check(request: Request) -> None:
+        ring: KeyRing = request.app.state.keys
+        if not ring:
+            return
+        header = request.headers.get("authorization", "")
+        kind, _, secret = header.partition(" ")
+        key = ring.find(secret.strip()) if kind.lower() == "bearer" and secret else None
+        if key is None:
+            raise HTTPError(
+                401,
+                "unauthorized",
+                "send a valid API key: Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not key.allows(scope):
+            raise HTTPError(403, "forbidden", f"the key {key.name!r} lacks the {scope} scope")
+        request.state.actor = key.name
+
+    return check

@@ -1,0 +1,181 @@
+"""Request and response bodies of the HTTP API (the wire contract in docs/http-api.md).
+
+Commands and queries have separate models (CQRS): a command answers with what it wrote and the
+position of its last event; a query answers from a read model or from the log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,2})?$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# -- the store API ------------------------------------------------------------------------------
+
+
+class EventIn(_Body):
+    event_id: str | None = Field(None, alias="eventId", description="a UUID; drawn if absent")
+    event_type: str = Field(alias="eventType", min_length=1, max_length=100)
+    data: dict[str, Any]
+    metadata: dict[str, Any] | None = None
+
+
+class AppendIn(_Body):
+    expected_version: int | Literal["any", "no_stream", "exists"] = Field(
+        "any", alias="expectedVersion"
+    )
+    aggregate_type: str | None = Field(None, alias="aggregateType", max_length=100)
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class AppendOut(BaseModel):
+    aggregateId: str
+    fromVersion: int
+    toVersion: int
+    position: int
+
+
+class EventOut(BaseModel):
+    """The seed's envelope."""
+
+    eventId: str
+    eventType: str
+    aggregateId: str
+    aggregateType: str
+    version: int
+    position: int
+    timestamp: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class StreamOut(BaseModel):
+    aggregateId: str
+    version: int
+    events: list[EventOut]
+
+
+class LogOut(BaseModel):
+    events: list[EventOut]
+    last: int
+
+
+# -- the bank -----------------------------------------------------------------------------------
+
+
+class OpenAccountIn(_Body):
+    owner: str = Field(min_length=1, max_length=200)
+    account_id: str | None = Field(None, alias="accountId", min_length=1, max_length=255)
+
+
+class MoneyIn(_Body):
+    amount: Annotated[str, Field(pattern=AMOUNT_PATTERN)] | StrictInt = Field(
+        description='a positive decimal with at most two places: "1000.00" (or an integer)'
+    )
+
+
+class AccountOpenedOut(BaseModel):
+    accountId: str
+    version: int
+    position: int
+
+
+class CommandOut(BaseModel):
+    version: int
+    position: int
+
+
+class AccountOut(BaseModel):
+    accountId: str
+    owner: str
+    balance: str
+    version: int
+    status: str | None = None
+
+
+class AccountSummaryOut(BaseModel):
+    accountId: str
+    owner: str
+    balance: str
+
+
+class AccountsOut(BaseModel):
+    accounts: list[AccountSummaryOut]
+    next: str | None = None
+
+
+class TransactionOut(BaseModel):
+    eventId: str
+    type: Literal["deposit", "withdrawal", "transfer"]
+    direction: Literal["in", "out"]
+    amount: str
+    timestamp: str
+    position: int
+    counterparty: str | None = None
+
+
+class TransactionsOut(BaseModel):
+    accountId: str
+    transactions: list[TransactionOut]
+    next: int | None = None
+
+
+class AuditEntryOut(BaseModel):
+    """One event of an account's history, with who did it and why."""
+
+    eventId: str
+    eventType: str
+    version: int
+    position: int
+    timestamp: str
+    data: dict[str, Any]
+    actor: str | None
+    reason: str | None
+    commandId: str | None
+    correlationId: str | None
+    causationId: str | None
+
+
+class AuditTrailOut(BaseModel):
+    accountId: str
+    events: list[AuditEntryOut]
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+
+class ProjectionOut(BaseModel):
+    name: str
+    state: str
+    position: int
+    lag: int
+    lagSeconds: float
+    version: int
+    generation: int
+    runner: str | None
+    error: str | None = None
+    rebuild: dict[str, Any] | None = None
+
+
+class ProjectionsOut(BaseModel):
+    projections: list[ProjectionOut]
+    head: int
+
+
+class RebuildOut(BaseModel):
+    name: str
+    rebuildRequested: bool
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    store: str
+    head: int | None = None
+    message: str | None = None

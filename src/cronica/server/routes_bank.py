@@ -1,0 +1,287 @@
+"""The bank service (the seed's example domain): commands on accounts, queries of read models.
+
+Commands (``POST``) load the account from its events, check the rules, append, and answer with
+the new version and the position of the last event. Queries (``GET``) read the read models the
+projector keeps (``accounts``, ``transactions``, ``active_accounts``); ``minPosition`` makes a
+query wait (bounded) until those read models have reached a command's position, so a client
+reads its own writes. ``asOf`` and ``version`` rebuild an account from its events instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+
+from cronica.audit import Audit
+from cronica.errors import ConcurrencyError, StreamNotFoundError
+from cronica.events import format_timestamp
+from cronica.examples.bank import BankAccount
+from cronica.examples.bank_read_models import money
+from cronica.server.auth import READ, WRITE, require
+from cronica.server.errors import HTTPError
+from cronica.server.models import (
+    AccountOpenedOut,
+    AccountOut,
+    AccountsOut,
+    AccountSummaryOut,
+    AuditEntryOut,
+    AuditTrailOut,
+    CommandOut,
+    MoneyIn,
+    OpenAccountIn,
+    TransactionOut,
+    TransactionsOut,
+)
+from cronica.server.routes_store import _aware, clamp, services
+
+router = APIRouter(tags=["bank"])
+
+AccountId = Annotated[str, Path(min_length=1, max_length=255, alias="accountId")]
+MinPosition = Annotated[
+    int | None,
+    Query(alias="minPosition", ge=0, le=2**63 - 1, description="wait for this log position"),
+]
+COMMAND_RETRIES = 3
+"""A command that meets a concurrent change of its account reloads and runs again."""
+
+
+def audit_of(
+    request: Request,
+    actor: Annotated[str | None, Header(alias="X-Actor", max_length=200)] = None,
+    reason: Annotated[str | None, Header(alias="X-Reason", max_length=500)] = None,
+    correlation: Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)] = None,
+) -> Audit:
+    """Who sends the command and why: the API key's name when keys are in use (else the
+    ``X-Actor`` header, else ``anonymous``), ``X-Reason``, ``X-Correlation-Id``."""
+    who = getattr(request.state, "actor", None) or actor or "anonymous"
+    return Audit(actor=who, reason=reason, correlation_id=correlation)
+
+
+AuditOf = Annotated[Audit, Depends(audit_of)]
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=AccountOpenedOut,
+    dependencies=[Depends(require(WRITE))],
+    summary="Open an account",
+)
+def open_account(request: Request, body: OpenAccountIn, audit: AuditOf) -> AccountOpenedOut:
+    """409 ``already_exists`` if an account with that ``accountId`` exists."""
+    account_id = body.account_id or str(uuid.uuid4())
+    repository = services(request).accounts
+    try:
+        done = repository.create(account_id, lambda a: a.open(body.owner), audit=audit)
+    except ConcurrencyError:
+        raise HTTPError(409, "already_exists", f"account {account_id!r} already exists") from None
+    assert done.position is not None
+    return AccountOpenedOut(accountId=account_id, version=done.to_version, position=done.position)
+
+
+def _run(request: Request, account_id: str, audit: Audit, command: Any) -> CommandOut:
+    repository = services(request).accounts
+    done = repository.execute(account_id, command, audit=audit, retries=COMMAND_RETRIES)
+    assert done.position is not None
+    return CommandOut(version=done.to_version, position=done.position)
+
+
+@router.post(
+    "/accounts/{accountId}/deposits",
+    status_code=201,
+    response_model=CommandOut,
+    dependencies=[Depends(require(WRITE))],
+    summary="Deposit money",
+)
+def deposit(request: Request, account_id: AccountId, body: MoneyIn, audit: AuditOf) -> CommandOut:
+    """422 when the amount is not positive; 404 for an unknown account."""
+    return _run(request, account_id, audit, lambda a: a.deposit(body.amount))
+
+
+@router.post(
+    "/accounts/{accountId}/withdrawals",
+    status_code=201,
+    response_model=CommandOut,
+    dependencies=[Depends(require(WRITE))],
+    summary="Withdraw money",
+)
+def withdraw(request: Request, account_id: AccountId, body: MoneyIn, audit: AuditOf) -> CommandOut:
+    """422 ``insufficient_funds`` when the balance would go negative (nothing is written)."""
+    return _run(request, account_id, audit, lambda a: a.withdraw(body.amount))
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/accounts/{accountId}",
+    response_model=AccountOut,
+    dependencies=[Depends(require(READ))],
+    summary="An account: from the read model, or as of a past moment or version",
+)
+def get_account(
+    request: Request,
+    account_id: AccountId,
+    min_position: MinPosition = None,
+    as_of: Annotated[datetime | None, Query(alias="asOf")] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> AccountOut:
+    """Without ``asOf`` or ``version``, the ``accounts`` read model (404 until the projector
+    has seen the account: pass the command's position as ``minPosition`` to wait for it)."""
+    svc = services(request)
+    if as_of is not None or version is not None:
+        past = svc.accounts.load(account_id, version=version, as_of=_aware(as_of))
+        return _account_out(past)
+    svc.wait_for(min_position, ("accounts",))
+    rows = svc.read_models.query(
+        "SELECT account_id, owner, balance_cents, version, status FROM accounts"
+        " WHERE account_id = ?",
+        [account_id],
+    )
+    if not rows:
+        raise HTTPError(404, "not_found", f"account {account_id!r} does not exist")
+    found, owner, balance_cents, at_version, status = rows[0]
+    return AccountOut(
+        accountId=found,
+        owner=owner,
+        balance=money(balance_cents),
+        version=at_version,
+        status=status,
+    )
+
+
+def _account_out(account: BankAccount) -> AccountOut:
+    return AccountOut(
+        accountId=account.id,
+        owner=account.owner,
+        balance=str(account.balance),
+        version=account.version,
+        status="closed" if account.closed else "open",
+    )
+
+
+@router.get(
+    "/accounts",
+    response_model=AccountsOut,
+    dependencies=[Depends(require(READ))],
+    summary="Accounts (all, or the active ones), by id, in pages",
+)
+def list_accounts(
+    request: Request,
+    active: bool = False,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    after: Annotated[str | None, Query(max_length=255, description="the last page's next")] = None,
+    min_position: MinPosition = None,
+) -> AccountsOut:
+    """``active=true``: the accounts with a balance above zero (``active_accounts``)."""
+    svc = services(request)
+    view = "active_accounts" if active else "accounts"
+    svc.wait_for(min_position, (view,))
+    size = clamp(limit)
+    rows = svc.read_models.query(
+        f"SELECT account_id, owner, balance_cents FROM {view} WHERE account_id > ?"
+        " ORDER BY account_id LIMIT ?",
+        [after or "", size + 1],
+    )
+    page = rows[:size]
+    return AccountsOut(
+        accounts=[AccountSummaryOut(accountId=a, owner=o, balance=money(b)) for a, o, b in page],
+        next=page[-1][0] if len(rows) > size else None,
+    )
+
+
+def _require_account(request: Request, account_id: str) -> None:
+    try:
+        info = services(request).store.stream_info(account_id)
+    except StreamNotFoundError:
+        info = None
+    if info is None or info.aggregate_type != BankAccount.aggregate_type:
+        raise HTTPError(404, "not_found", f"account {account_id!r} does not exist")
+
+
+@router.get(
+    "/accounts/{accountId}/transactions",
+    response_model=TransactionsOut,
+    dependencies=[Depends(require(READ))],
+    summary="An account's movements (read model), in log order, in pages",
+)
+def list_transactions(
+    request: Request,
+    account_id: AccountId,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="the last page's next")] = 0,
+    min_position: MinPosition = None,
+) -> TransactionsOut:
+    _require_account(request, account_id)
+    svc = services(request)
+    svc.wait_for(min_position, ("transactions",))
+    size = clamp(limit)
+    rows = svc.read_models.query(
+        "SELECT event_id, type, direction, amount_cents, timestamp, position, counterparty"
+        " FROM transactions WHERE account_id = ? AND position > ? ORDER BY position LIMIT ?",
+        [account_id, after, size + 1],
+    )
+    page = rows[:size]
+    return TransactionsOut(
+        accountId=account_id,
+        transactions=[
+            TransactionOut(
+                eventId=event_id,
+                type=kind,
+                direction=direction,
+                amount=money(cents),
+                timestamp=_rfc3339(timestamp),
+                position=position,
+                counterparty=counterparty,
+            )
+            for event_id, kind, direction, cents, timestamp, position, counterparty in page
+        ],
+        next=page[-1][5] if len(rows) > size else None,
+    )
+
+
+def _rfc3339(stored: str) -> str:
+    return format_timestamp(datetime.fromisoformat(stored))
+
+
+@router.get(
+    "/accounts/{accountId}/events",
+    response_model=AuditTrailOut,
+    dependencies=[Depends(require(READ))],
+    summary="An account's audit trail: every event with who, what, when and why",
+)
+def audit_trail(
+    request: Request,
+    account_id: AccountId,
+    from_version: Annotated[int, Query(alias="fromVersion", ge=1, le=2**31 - 1)] = 1,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> AuditTrailOut:
+    _require_account(request, account_id)
+    events = services(request).store.read_stream(
+        account_id, from_version=from_version, limit=clamp(limit)
+    )
+    return AuditTrailOut(
+        accountId=account_id,
+        events=[
+            AuditEntryOut(
+                eventId=str(e.event_id),
+                eventType=e.event_type,
+                version=e.version,
+                position=e.position,
+                timestamp=format_timestamp(e.timestamp),
+                data=e.data,
+                actor=e.metadata.get("actor"),
+                reason=e.metadata.get("reason"),
+                commandId=e.metadata.get("commandId"),
+                correlationId=e.metadata.get("correlationId"),
+                causationId=e.metadata.get("causationId"),
+            )
+            for e in events
+        ],
+    )

@@ -1,0 +1,94 @@
+"""Operations: projections (status, rebuild), health, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cronica.errors import StoreError
+from cronica.projections import projection_status
+from cronica.server.auth import ADMIN, READ, require
+from cronica.server.models import HealthOut, ProjectionOut, ProjectionsOut, RebuildOut
+from cronica.server.routes_store import services
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/projections",
+    response_model=ProjectionsOut,
+    dependencies=[Depends(require(READ))],
+    summary="Projections: position, lag, state",
+)
+def list_projections(request: Request) -> ProjectionsOut:
+    svc = services(request)
+    statuses = projection_status(svc.store, svc.read_models)
+    return ProjectionsOut(
+        projections=[
+            ProjectionOut(
+                name=s.name,
+                state=s.state,
+                position=s.position,
+                lag=s.lag_events,
+                lagSeconds=s.lag_seconds,
+                version=s.version,
+                generation=s.generation,
+                runner=s.runner,
+                error=s.error,
+                rebuild=s.to_dict()["rebuild"],
+            )
+            for s in statuses
+        ],
+        head=svc.store.head_position(),
+    )
+
+
+@router.post(
+    "/projections/{name}/rebuild",
+    status_code=202,
+    response_model=RebuildOut,
+    dependencies=[Depends(require(ADMIN))],
+    summary="Rebuild a projection from zero, behind its view",
+)
+def rebuild_projection(
+    request: Request,
+    name: str,
+    reason: Annotated[str | None, Header(alias="X-Reason", max_length=500)] = None,
+) -> RebuildOut:
+    """The projector rebuilds it into a new generation and switches when caught up; queries
+    keep answering from the old one meanwhile. 404 unknown name, 409 already rebuilding."""
+    actor = getattr(request.state, "actor", None) or "anonymous"
+    services(request).catalog.request_rebuild(name, actor=actor, reason=reason or "HTTP API")
+    return RebuildOut(name=name, rebuildRequested=True)
+
+
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut}},
+    summary="Is the store reachable?",
+)
+def health(request: Request) -> JSONResponse:
+    svc = services(request)
+    try:
+        head = svc.store.head_position()
+    except StoreError as exc:
+        body = HealthOut(status="unavailable", store=svc.store.backend_name, message=str(exc))
+        return JSONResponse(body.model_dump(exclude_none=True), 503)
+    body = HealthOut(status="ok", store=svc.store.backend_name, head=head)
+    return JSONResponse(body.model_dump(exclude_none=True))
+
+
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require(READ))],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    summary="Prometheus metrics",
+)
+def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

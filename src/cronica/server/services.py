@@ -1,0 +1,89 @@
+"""What the routes work with: the store, the bank's repository, its read models, its projector.
+
+One :class:`Services` per application, opened when the app starts and closed when it stops.
+The routes are thin: they turn HTTP into these library calls and the results back into JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cronica.aio import AsyncEventStore
+from cronica.connect import connect
+from cronica.examples.bank import BankAccount, bank_events
+from cronica.examples.bank_read_models import bank_projections
+from cronica.projections import Catalog, Projector
+from cronica.readmodels import connect_read_models, read_models_for
+from cronica.readmodels.base import ReadModelDatabase
+from cronica.repository import Repository
+from cronica.server.errors import HTTPError
+from cronica.server.settings import ServerSettings
+from cronica.store.base import EventStore
+
+log = logging.getLogger("cronica.server")
+
+BANK_PROJECTIONS = ("accounts", "transactions", "active_accounts")
+
+
+class Services:
+    """The store, read models and projector behind one application."""
+
+    def __init__(self, settings: ServerSettings, store: EventStore | None = None) -> None:
+        self.settings = settings
+        options: dict[str, Any] = {}
+        if settings.max_event_bytes is not None:
+            options["max_event_size"] = settings.max_event_bytes
+        self._owns_store = store is None
+        self.store = store if store is not None else connect(settings.store, **options)
+        try:
+            self.read_models: ReadModelDatabase = (
+                read_models_for(self.store)
+                if settings.read_models is None
+                else connect_read_models(settings.read_models)
+            )
+            self.accounts = Repository(self.store, BankAccount, bank_events)
+            # Building the projector registers the bank's projections (their tables and
+            # catalog rows), so queries answer even before a projector has run.
+            self.projector = Projector(self.store, bank_projections(), self.read_models)
+            self.catalog = Catalog(self.read_models)
+        except BaseException:
+            if self._owns_store:
+                self.store.close()
+            raise
+        self.aio = AsyncEventStore(self.store)
+        self.running_projector = False
+
+    def start(self) -> None:
+        if self.settings.run_projector:
+            self.projector.start()
+            self.running_projector = True
+
+    def close(self) -> None:
+        self.aio.shutdown()
+        self.projector.close()
+        self.read_models.close()
+        if self._owns_store:
+            self.store.close()
+
+    # -- read-your-writes ----------------------------------------------------------------------
+
+    def wait_for(self, position: int | None, names: tuple[str, ...]) -> None:
+        """Wait (bounded) until the read models ``names`` have reached ``position``; 503
+        ``read_model_behind`` if they do not in time."""
+        if position is None or position <= 0:
+            return
+        timeout = self.settings.min_position_timeout
+        if self.running_projector:
+            reached = self.projector.wait_for(position, timeout, list(names))
+        else:
+            reached = self.catalog.wait_for(position, timeout, list(names))
+        if not reached:
+            raise HTTPError(
+                503,
+                "read_model_behind",
+                f"the read models {', '.join(names)} have not reached position {position}"
+                f" within {timeout:g} s",
+                headers={"Retry-After": "1"},
+                minPosition=position,
+            )

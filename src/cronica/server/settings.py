@@ -1,0 +1,32 @@
+"""What a server is started with (``cronica serve`` options, ``CRONICA_*`` variables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_STORE = "sqlite:///cronica.db"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The service's configuration.
+
+    - ``store``: the event store's URL (``sqlite:///cronica.db``, ``postgresql://...``).
+    - ``read_models``: where the read models live; ``None``: in the store's own database.
+    - ``run_projector``: run the projector in this process (``cronica serve``); off when
+      ``cronica worker`` processes run it.
+    - ``api_keys``: hashed API keys (see :mod:`cronica.server.auth`); required when the server
+      listens on anything but the loopback interface.
+    - ``max_body_bytes``: the largest request body; larger ones get 413.
+    - ``cors_origins``: origins allowed to call the API from a browser (none by default).
+    - ``min_position_timeout``: how long a query with ``minPosition`` waits for the read model.
+    """
+
+    store: str = DEFAULT_STORE
+    read_models: str | None = None
+    run_projector: bool = True
+    api_keys: tuple[str, ...] = ()
+    max_body_bytes: int = 4 * 1024 * 1024
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    min_position_timeout: float = 5.0
+    max_event_bytes: int | None = None

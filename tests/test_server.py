@@ -1,0 +1,461 @@
+"""The HTTP API in process (FastAPI's test client) on every backend: the wire contract."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cronica import EventStore
+from cronica.cloudevents import BATCH_CONTENT_TYPE, CONTENT_TYPE
+from cronica.server import ServerSettings, create_app
+from cronica.server.auth import KeyRing, new_key
+
+
+@pytest.fixture
+def make_client(store: EventStore) -> Iterator[Callable[..., TestClient]]:
+    """``make(**settings)``: a started application on the test's store."""
+    opened: list[TestClient] = []
+
+    def make(keys: KeyRing | None = None, **settings: Any) -> TestClient:
+        settings.setdefault("min_position_timeout", 5.0)
+        app = create_app(ServerSettings(**settings), store=store, keys=keys)
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+def log_length(client: TestClient) -> int:
+    return len(client.get("/events", params={"limit": 1000}).json()["events"])
+
+
+def event(event_type: str = "Happened", **data: Any) -> dict[str, Any]:
+    return {"eventType": event_type, "data": data}
+
+
+# -- the seed's story -------------------------------------------------------------------------
+
+
+def test_the_seeds_story_juan_perez(client: TestClient) -> None:
+    opened = client.post("/accounts", json={"owner": "Juan Pérez", "accountId": "juan"})
+    assert opened.status_code == 201
+    assert opened.json()["accountId"] == "juan"
+    deposit = client.post("/accounts/juan/deposits", json={"amount": "1000.00"})
+    assert deposit.status_code == 201
+    assert deposit.json()["version"] == 2
+    between = datetime.now(UTC)
+    withdrawal = client.post("/accounts/juan/withdrawals", json={"amount": "500.00"})
+    assert withdrawal.status_code == 201
+    position = withdrawal.json()["position"]
+    assert position > deposit.json()["position"]
+
+    account = client.get("/accounts/juan", params={"minPosition": position})
+    assert account.status_code == 200
+    assert account.json() == {
+        "accountId": "juan",
+        "owner": "Juan Pérez",
+        "balance": "500.00",
+        "version": 3,
+        "status": "open",
+    }
+    history = client.get("/accounts/juan/events").json()["events"]
+    assert [e["eventType"] for e in history] == ["AccountCreated", "DepositMade", "WithdrawalMade"]
+    past = client.get("/accounts/juan", params={"asOf": between.isoformat()})
+    assert past.json()["balance"] == "1000.00"
+    assert client.get("/accounts/juan", params={"version": 2}).json()["balance"] == "1000.00"
+
+
+# -- the store API ----------------------------------------------------------------------------
+
+
+def test_append_answers_versions_and_the_last_position(client: TestClient) -> None:
+    answer = client.post(
+        "/streams/order-1",
+        json={
+            "expectedVersion": "no_stream",
+            "aggregateType": "Order",
+            "events": [event(), event()],
+        },
+    )
+    assert answer.status_code == 201
+    body = answer.json()
+    assert (body["aggregateId"], body["fromVersion"], body["toVersion"]) == ("order-1", 1, 2)
+    stream = client.get("/streams/order-1").json()
+    assert stream["version"] == 2
+    assert body["position"] == stream["events"][-1]["position"]
+    assert stream["events"][0]["aggregateType"] == "Order"
+
+
+def test_retrying_the_same_event_ids_is_idempotent(client: TestClient) -> None:
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    body = {
+        "expectedVersion": 0,
+        "events": [
+            {"eventId": i, "eventType": "Happened", "data": {"n": n}} for n, i in enumerate(ids)
+        ],
+    }
+    first = client.post("/streams/s", json=body)
+    again = client.post("/streams/s", json=body)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert log_length(client) == 2
+
+
+def test_a_wrong_expected_version_is_409_naming_expected_and_actual(client: TestClient) -> None:
+    client.post("/streams/s", json={"events": [event()]})
+    answer = client.post("/streams/s", json={"expectedVersion": 5, "events": [event()]})
+    assert answer.status_code == 409
+    assert answer.json()["error"] == "wrong_expected_version"
+    assert (answer.json()["expected"], answer.json()["actual"]) == (5, 1)
+    missing = client.post("/streams/t", json={"expectedVersion": "exists", "events": [event()]})
+    assert missing.status_code == 409
+    assert (missing.json()["expected"], missing.json()["actual"]) == ("exists", 0)
+    assert log_length(client) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"events": []},
+        {"expectedVersion": -1, "events": [event()]},
+        {"expectedVersion": "sometimes", "events": [event()]},
+        {"events": [{"eventType": "", "data": {}}]},
+        {"events": [{"eventType": "X", "data": [1, 2]}]},
+        {"events": [{"eventType": "X", "data": {}, "eventId": "not-a-uuid"}]},
+        {"events": [{"eventType": "X"}]},
+        {"events": [event()], "unexpected": True},
+        [1, 2, 3],
+        "text",
+    ],
+)
+def test_invalid_appends_are_422_and_write_nothing(client: TestClient, body: Any) -> None:
+    answer = client.post("/streams/s", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == "invalid_input"
+    assert answer.json()["message"]
+    assert log_length(client) == 0
+
+
+def test_garbage_bodies_are_422_not_500(client: TestClient) -> None:
+    for raw in [b"{", b"\xff\xfe", b"", b"null", b'{"events": [{"eventType": "X", "data": {}}']:
+        answer = client.post(
+            "/streams/s", content=raw, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 422, raw
+    assert log_length(client) == 0
+
+
+def test_a_bad_aggregate_id_is_422(client: TestClient) -> None:
+    answer = client.post("/streams/" + "x" * 256, json={"events": [event()]})
+    assert answer.status_code == 422
+    answer = client.post("/streams/a%01b", json={"events": [event()]})
+    assert answer.status_code == 422
+    assert log_length(client) == 0
+
+
+def test_size_limits_are_413_and_write_nothing(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_event_bytes=1000, max_body_bytes=20_000)
+    too_big_event = client.post("/streams/s", json={"events": [event(blob="x" * 2000)]})
+    assert too_big_event.status_code == 413
+    assert too_big_event.json()["error"] == "event_too_large"
+    too_big_body = client.post("/streams/s", json={"events": [event(blob="x" * 30_000)]})
+    assert too_big_body.status_code == 413
+    assert too_big_body.json()["error"] == "too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit still holds
+        yield b'{"events": [{"eventType": "X", "data": {"blob": "'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"}}]}'
+
+    chunked = client.post(
+        "/streams/s", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert log_length(client) == 0
+
+
+def test_reading_a_stream_by_versions_direction_and_limit(client: TestClient) -> None:
+    client.post("/streams/s", json={"events": [event(n=n) for n in range(1, 11)]})
+    assert client.get("/streams/missing").status_code == 404
+    assert client.get("/streams/missing").json()["error"] == "not_found"
+    window = client.get("/streams/s", params={"fromVersion": 3, "toVersion": 5}).json()
+    assert [e["version"] for e in window["events"]] == [3, 4, 5]
+    assert window["version"] == 10
+    newest = client.get("/streams/s", params={"direction": "backward", "limit": 2}).json()
+    assert [e["version"] for e in newest["events"]] == [10, 9]
+    assert client.get("/streams/s", params={"limit": -1}).status_code == 422
+    assert client.get("/streams/s", params={"fromVersion": 0}).status_code == 422
+
+
+def test_a_limit_over_the_maximum_is_clamped(client: TestClient) -> None:
+    for _ in range(2):
+        client.post("/streams/s", json={"events": [event() for _ in range(600)]})
+    assert len(client.get("/streams/s", params={"limit": 10**9}).json()["events"]) == 1000
+    assert len(client.get("/events", params={"limit": 5000}).json()["events"]) == 1000
+    assert len(client.get("/streams/s").json()["events"]) == 100
+
+
+def test_a_stream_as_of_a_past_moment(client: TestClient) -> None:
+    client.post("/streams/s", json={"events": [event(n=1)]})
+    between = datetime.now(UTC)
+    client.post("/streams/s", json={"events": [event(n=2)]})
+    past = client.get("/streams/s", params={"asOf": between.isoformat()}).json()
+    assert (past["version"], len(past["events"])) == (1, 1)
+    before = (between - timedelta(days=1)).isoformat()
+    assert client.get("/streams/s", params={"asOf": before}).status_code == 404
+    naive = client.get("/streams/s", params={"asOf": "2026-01-01T00:00:00"})
+    assert naive.status_code == 422
+
+
+def test_the_global_log_in_order_with_filters_and_last(client: TestClient) -> None:
+    client.post("/streams/a", json={"aggregateType": "A", "events": [event("One"), event("Two")]})
+    client.post("/streams/b", json={"aggregateType": "B", "events": [event("One")]})
+    page = client.get("/events").json()
+    positions = [e["position"] for e in page["events"]]
+    assert positions == sorted(positions) and len(positions) == 3
+    assert page["last"] == positions[-1]
+    rest = client.get("/events", params={"after": page["last"]}).json()
+    assert rest == {"events": [], "last": page["last"]}
+    ones = client.get("/events", params={"eventType": "One"}).json()["events"]
+    assert [e["aggregateId"] for e in ones] == ["a", "b"]
+    bs = client.get("/events", params={"aggregateType": "B"}).json()["events"]
+    assert [e["aggregateId"] for e in bs] == ["b"]
+    assert client.get("/events", params={"after": -1}).status_code == 422
+
+
+def test_cloudevents_in_and_out(client: TestClient) -> None:
+    one = {
+        "specversion": "1.0",
+        "id": "order-42-created",
+        "source": "/shop",
+        "type": "OrderPlaced",
+        "data": {"total": "10.00"},
+    }
+    first = client.post(
+        "/streams/order-42", content=_json(one), headers={"content-type": CONTENT_TYPE}
+    )
+    assert first.status_code == 201, first.text
+    again = client.post(
+        "/streams/order-42", content=_json(one), headers={"content-type": CONTENT_TYPE}
+    )
+    assert again.json() == first.json()  # the producer's retry is idempotent
+    batch = [
+        {**one, "id": "order-42-paid", "type": "OrderPaid"},
+        {**one, "id": "order-42-shipped", "type": "OrderShipped"},
+    ]
+    answer = client.post(
+        "/streams/order-42",
+        content=_json(batch),
+        headers={"content-type": BATCH_CONTENT_TYPE},
+        params={"expectedVersion": "1"},
+    )
+    assert answer.status_code == 201
+    assert answer.json()["toVersion"] == 3
+    out = client.get("/streams/order-42", headers={"accept": BATCH_CONTENT_TYPE})
+    assert out.headers["content-type"].startswith(BATCH_CONTENT_TYPE)
+    cloud = out.json()
+    assert [c["type"] for c in cloud] == ["OrderPlaced", "OrderPaid", "OrderShipped"]
+    assert all(c["specversion"] == "1.0" and c["subject"] == "order-42" for c in cloud)
+    bad = client.post(
+        "/streams/order-42",
+        content=_json({"specversion": "0.3", "id": "x", "source": "/s", "type": "T"}),
+        headers={"content-type": CONTENT_TYPE},
+    )
+    assert bad.status_code == 422
+    log = client.get("/events", headers={"accept": BATCH_CONTENT_TYPE}).json()
+    assert len(log) == 3
+
+
+def _json(value: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)
+
+
+# -- the bank ---------------------------------------------------------------------------------
+
+
+def test_bank_commands_guard_their_rules_and_write_nothing_when_refused(
+    client: TestClient,
+) -> None:
+    client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    client.post("/accounts/ana/deposits", json={"amount": "100.00"})
+    before = log_length(client)
+    refusals = [
+        ("/accounts/ana/withdrawals", {"amount": "100.01"}, 422, "insufficient_funds"),
+        ("/accounts/ana/deposits", {"amount": "0"}, 422, "invalid_amount"),
+        ("/accounts/ana/deposits", {"amount": "-5.00"}, 422, "invalid_input"),
+        ("/accounts/ana/deposits", {"amount": "1.005"}, 422, "invalid_input"),
+        ("/accounts/ana/deposits", {"amount": 1.5}, 422, "invalid_input"),
+        ("/accounts/ana/deposits", {"amount": "1e3"}, 422, "invalid_input"),
+        ("/accounts/ana/deposits", {}, 422, "invalid_input"),
+        ("/accounts/nobody/deposits", {"amount": "1.00"}, 404, "not_found"),
+        ("/accounts", {"owner": "Ana again", "accountId": "ana"}, 409, "already_exists"),
+        ("/accounts", {"owner": ""}, 422, "invalid_input"),
+    ]
+    for path, body, status, code in refusals:
+        answer = client.post(path, json=body)
+        assert (answer.status_code, answer.json()["error"]) == (status, code), (path, body)
+    assert log_length(client) == before
+    assert client.post("/accounts/ana/deposits", json={"amount": 7}).status_code == 201
+
+
+def test_a_new_account_gets_an_id_when_none_is_given(client: TestClient) -> None:
+    answer = client.post("/accounts", json={"owner": "Eva"})
+    assert answer.status_code == 201
+    account_id = answer.json()["accountId"]
+    got = client.get(f"/accounts/{account_id}", params={"minPosition": answer.json()["position"]})
+    assert got.json()["owner"] == "Eva"
+
+
+def test_transactions_and_active_accounts_come_from_the_read_models(client: TestClient) -> None:
+    for name in ["a", "b", "c", "d"]:
+        client.post("/accounts", json={"owner": name.upper(), "accountId": name})
+    for name in ["a", "c", "d"]:
+        client.post(f"/accounts/{name}/deposits", json={"amount": "10.00"})
+    last = client.post("/accounts/a/withdrawals", json={"amount": "2.50"}).json()["position"]
+    wait = {"minPosition": last}
+    moves = client.get("/accounts/a/transactions", params=wait).json()["transactions"]
+    assert [(m["type"], m["direction"], m["amount"]) for m in moves] == [
+        ("deposit", "in", "10.00"),
+        ("withdrawal", "out", "2.50"),
+    ]
+    assert all(m["timestamp"].endswith("Z") for m in moves)
+    first = client.get("/accounts", params={"active": "true", "limit": 2, **wait}).json()
+    assert [a["accountId"] for a in first["accounts"]] == ["a", "c"]
+    assert first["accounts"][0]["balance"] == "7.50"
+    second = client.get("/accounts", params={"active": "true", "after": first["next"]}).json()
+    assert [a["accountId"] for a in second["accounts"]] == ["d"]
+    assert second.get("next") is None
+    everyone = client.get("/accounts", params=wait).json()["accounts"]
+    assert [a["accountId"] for a in everyone] == ["a", "b", "c", "d"]
+    assert client.get("/accounts/nobody/transactions").status_code == 404
+
+
+def test_the_audit_trail_says_who_what_when_and_why(client: TestClient) -> None:
+    client.post(
+        "/accounts",
+        json={"owner": "Ana", "accountId": "ana"},
+        headers={"X-Actor": "clerk-7", "X-Reason": "walk-in customer"},
+    )
+    client.post("/accounts/ana/deposits", json={"amount": "5.00"}, headers={"X-Actor": "atm-3"})
+    trail = client.get("/accounts/ana/events").json()["events"]
+    assert [(e["eventType"], e["actor"], e["reason"]) for e in trail] == [
+        ("AccountCreated", "clerk-7", "walk-in customer"),
+        ("DepositMade", "atm-3", None),
+    ]
+    assert all(e["timestamp"] and e["commandId"] for e in trail)
+    assert trail[1]["data"] == {"amount": "5.00"}
+    assert client.get("/accounts/nobody/events").status_code == 404
+
+
+def test_min_position_past_the_head_gives_up_with_503(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(min_position_timeout=0.2)
+    answer = client.get("/accounts/x", params={"minPosition": 10**6})
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "read_model_behind"
+    assert answer.headers["retry-after"] == "1"
+
+
+def test_without_min_position_a_query_may_not_see_the_write_yet_but_never_fails(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(run_projector=False, min_position_timeout=0.2)
+    created = client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    assert created.status_code == 201
+    assert client.get("/accounts/ana").status_code == 404  # no projector ran
+    assert client.get("/accounts/ana", params={"version": 1}).json()["owner"] == "Ana"
+
+
+# -- operations -------------------------------------------------------------------------------
+
+
+def test_projections_status_and_rebuild(client: TestClient) -> None:
+    position = client.post("/accounts", json={"owner": "Ana", "accountId": "ana"}).json()[
+        "position"
+    ]
+    client.get("/accounts/ana", params={"minPosition": position})
+    listing = client.get("/projections").json()
+    names = [p["name"] for p in listing["projections"]]
+    assert names == ["accounts", "active_accounts", "transactions"]
+    assert listing["head"] >= position
+    assert all(p["lag"] >= 0 and p["state"] for p in listing["projections"])
+    assert client.post("/projections/accounts/rebuild").status_code == 202
+    assert client.post("/projections/nope/rebuild").status_code == 404
+
+
+def test_health_and_metrics(client: TestClient) -> None:
+    client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    text = client.get("/metrics").text
+    assert 'cronica_http_requests_total{method="POST",route="/accounts",status="201"} 1.0' in text
+    assert 'cronica_projection_lag_events{projection="accounts"}' in text
+    assert "cronica_store_head_position" in text
+
+
+def test_errors_are_json_everywhere(client: TestClient) -> None:
+    missing = client.get("/no/such/route")
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+    wrong_method = client.delete("/accounts")
+    assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "method_not_allowed")
+
+
+def test_no_cors_unless_configured(make_client: Callable[..., TestClient]) -> None:
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    closed = make_client()
+    assert (
+        "access-control-allow-origin" not in closed.options("/accounts", headers=preflight).headers
+    )
+    opened = make_client(cors_origins=("https://app.example",))
+    allowed = opened.options("/accounts", headers=preflight)
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+
+
+# -- API keys ---------------------------------------------------------------------------------
+
+
+def test_api_keys_guard_every_route_with_scopes(make_client: Callable[..., TestClient]) -> None:
+    reader_secret, reader = new_key("dashboard", ["read"])
+    writer_secret, writer = new_key("teller-app", ["write"])
+    admin_secret, admin = new_key("ops", ["admin"])
+    client = make_client(keys=KeyRing([reader, writer, admin]))
+
+    def auth(secret: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret}"}
+
+    body = {"owner": "Ana", "accountId": "ana"}
+    assert client.post("/accounts", json=body).status_code == 401
+    assert client.post("/accounts", json=body, headers=auth("ck_wrong")).status_code == 401
+    assert client.post("/accounts", json=body, headers=auth(reader_secret)).status_code == 403
+    assert client.get("/events", headers=auth(admin_secret)).json()["events"] == []
+    made = client.post("/accounts", json=body, headers=auth(writer_secret))
+    assert made.status_code == 201
+    trail = client.get("/accounts/ana/events", headers=auth(reader_secret)).json()["events"]
+    assert trail[0]["actor"] == "teller-app"  # the key's name, whatever X-Actor says
+    assert client.get("/projections").status_code == 401
+    assert (
+        client.post("/projections/accounts/rebuild", headers=auth(writer_secret)).status_code == 403
+    )
+    assert (
+        client.post("/projections/accounts/rebuild", headers=auth(admin_secret)).status_code == 202
+    )
+    assert client.get("/health").status_code == 200  # load balancers probe without keys
