@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/cronica demo
+	$(BIN)/cronica serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

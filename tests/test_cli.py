@@ -119,6 +119,7 @@ def test_commands_are_the_library_verbs() -> None:
     assert isinstance(group, typer.core.TyperGroup)
     assert set(group.commands) == {
         "init", "append", "read", "streams", "status", "demo", "migrate", "projections",
+        "serve", "worker", "keys",
     }  # fmt: skip
     projections = group.commands["projections"]
     assert isinstance(projections, typer.core.TyperGroup)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -313,6 +314,25 @@ def test_bank_commands_guard_their_rules_and_write_nothing_when_refused(
         assert (answer.status_code, answer.json()["error"]) == (status, code), (path, body)
     assert log_length(client) == before
     assert client.post("/accounts/ana/deposits", json={"amount": 7}).status_code == 201
+
+
+def test_concurrent_commands_on_one_account_all_succeed(client: TestClient) -> None:
+    client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    answers: list[int] = []
+
+    def deposit_ten() -> None:
+        for _ in range(10):
+            answers.append(
+                client.post("/accounts/ana/deposits", json={"amount": "1.00"}).status_code
+            )
+
+    threads = [threading.Thread(target=deposit_ten) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [201] * 80
+    assert client.get("/accounts/ana", params={"version": 81}).json()["balance"] == "80.00"
 
 
 def test_a_new_account_gets_an_id_when_none_is_given(client: TestClient) -> None:

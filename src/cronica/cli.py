@@ -745,7 +745,7 @@ def _print_history(console: Console, title: str, events: list[RecordedEvent]) ->
 
 
 # Commands kept in modules of their own register themselves on ``app`` when imported.
-from cronica import _cli_migrate, _cli_projections  # noqa: E402, F401
+from cronica import _cli_migrate, _cli_projections, _cli_serve  # noqa: E402, F401
 
 
 def main() -> None:

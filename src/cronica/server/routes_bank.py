@@ -44,8 +44,9 @@ MinPosition = Annotated[
     int | None,
     Query(alias="minPosition", ge=0, le=2**63 - 1, description="wait for this log position"),
 ]
-COMMAND_RETRIES = 3
-"""A command that meets a concurrent change of its account reloads and runs again."""
+COMMAND_RETRIES = 5
+"""A command that meets a concurrent change of its account (from another replica) reloads
+the account and runs again, up to this many times."""
 
 
 def audit_of(
@@ -86,8 +87,9 @@ def open_account(request: Request, body: OpenAccountIn, audit: AuditOf) -> Accou
 
 
 def _run(request: Request, account_id: str, audit: Audit, command: Any) -> CommandOut:
-    repository = services(request).accounts
-    done = repository.execute(account_id, command, audit=audit, retries=COMMAND_RETRIES)
+    svc = services(request)
+    with svc.command_lock(account_id):
+        done = svc.accounts.execute(account_id, command, audit=audit, retries=COMMAND_RETRIES)
     assert done.position is not None
     return CommandOut(version=done.to_version, position=done.position)
 

@@ -7,6 +7,7 @@ The routes are thin: they turn HTTP into these library calls and the results bac
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from cronica.aio import AsyncEventStore
@@ -24,6 +25,7 @@ from cronica.store.base import EventStore
 log = logging.getLogger("cronica.server")
 
 BANK_PROJECTIONS = ("accounts", "transactions", "active_accounts")
+COMMAND_LOCK_STRIPES = 256
 
 
 class Services:
@@ -53,6 +55,13 @@ class Services:
             raise
         self.aio = AsyncEventStore(self.store)
         self.running_projector = False
+        self._command_locks = [threading.Lock() for _ in range(COMMAND_LOCK_STRIPES)]
+
+    def command_lock(self, aggregate_id: str) -> threading.Lock:
+        """The lock that commands on ``aggregate_id`` take in this process: concurrent commands
+        on one account queue up here instead of failing on each other's writes (replicas in
+        other processes still meet as concurrency conflicts, and the command retries)."""
+        return self._command_locks[hash(aggregate_id) % COMMAND_LOCK_STRIPES]
 
     def start(self) -> None:
         if self.settings.run_projector:

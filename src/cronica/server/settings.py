@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_STORE = "sqlite:///cronica.db"
+from cronica.connect import DEFAULT_STORE_URL as DEFAULT_STORE
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,300 @@
+"""``cronica serve`` and ``cronica worker`` as real processes: start-up, the seed's story over
+HTTP, following the log, draining on SIGTERM, losing nothing acknowledged on SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+import cronica
+from tests.conftest import POSTGRES_URL, require_postgres
+
+CLI = [sys.executable, "-m", "cronica"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """``cronica serve`` in a subprocess, on a port of its own."""
+
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str | None] | None = None) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = cwd / f"server-{self.port}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*CLI, "serve", "--port", str(self.port), "--log-level", "warning", *args],
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=environment(env),
+            )
+        self.wait_until_up()
+
+    def wait_until_up(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"the server did not come up: {self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=30)
+
+
+def environment(changes: dict[str, str | None] | None) -> dict[str, str]:
+    """This process's environment with ``changes`` (None removes a variable)."""
+    env = dict(os.environ)
+    for name, value in (changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    started: list[Server] = []
+
+    def start(*args: str, env: dict[str, str | None] | None = None) -> Server:
+        server = Server(*args, cwd=tmp_path, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(signal.SIGKILL)
+
+
+def store_url_for(backend: str, tmp_path: Path, pg_schema_factory: Callable[[], str]) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'bank.db'}"
+    require_postgres()
+    return f"{POSTGRES_URL}?schema={pg_schema_factory()}"
+
+
+def test_serve_with_no_arguments_tells_the_seeds_story_on_cronica_db(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve(env={"CRONICA_STORE": None, "CRONICA_READ_MODELS": None})
+    with httpx.Client(base_url=server.base) as http:
+        made = http.post("/accounts", json={"owner": "Juan Pérez", "accountId": "juan"})
+        assert made.status_code == 201
+        http.post("/accounts/juan/deposits", json={"amount": "1000.00"})
+        withdrawal = http.post("/accounts/juan/withdrawals", json={"amount": "500.00"}).json()
+        account = http.get("/accounts/juan", params={"minPosition": withdrawal["position"]})
+        assert account.json()["balance"] == "500.00"
+        assert len(http.get("/accounts/juan/events").json()["events"]) == 3
+    assert server.stop() == 0
+    assert (tmp_path / "cronica.db").exists()
+    with cronica.connect(f"sqlite:///{tmp_path / 'cronica.db'}") as store:
+        assert store.stream_info("juan").version == 3
+
+
+def test_serve_refuses_another_address_without_api_keys(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: listening on 0.0.0.0 needs API keys")
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "cronica.db").exists()
+
+
+def test_serve_with_api_keys_on_all_addresses(serve: Callable[..., Server], tmp_path: Path) -> None:
+    created = subprocess.run(
+        [*CLI, "keys", "create", "teller", "--scope", "write", "--file", "keys.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    secret = created.stdout.strip()
+    assert secret.startswith("ck_") and secret not in (tmp_path / "keys.json").read_text()
+    server = serve("--host", "0.0.0.0", "--api-keys", "keys.json")
+    with httpx.Client(base_url=server.base) as http:
+        body = {"owner": "Ana", "accountId": "ana"}
+        assert http.post("/accounts", json=body).status_code == 401
+        auth = {"Authorization": f"Bearer {secret}"}
+        assert http.post("/accounts", json=body, headers=auth).status_code == 201
+
+
+def test_the_live_log_streams_events_as_they_commit(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve("--store", f"sqlite:///{tmp_path / 'live.db'}")
+    received: list[str] = []
+    connected = threading.Event()
+
+    def follow() -> None:
+        with (
+            httpx.Client(base_url=server.base, timeout=30) as http,
+            http.stream("GET", "/events/live", params={"after": 0}) as stream,
+        ):
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                connected.set()
+                if line.startswith("data: "):
+                    received.append(line)
+                    if len(received) == 3:
+                        return
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    assert connected.wait(10)
+    with httpx.Client(base_url=server.base) as http:
+        http.post("/streams/s", json={"events": [{"eventType": "One", "data": {}}]})
+        http.post("/streams/s", json={"events": [{"eventType": "Two", "data": {}}] * 2})
+    follower.join(timeout=20)
+    assert not follower.is_alive()
+    assert [cronica.RecordedEvent.from_json(r[6:]).version for r in received] == [1, 2, 3]
+
+
+class Load:
+    """Threads posting deposits to the server; what it acknowledged."""
+
+    def __init__(self, base: str, accounts: list[str], threads: int = 8) -> None:
+        self.acknowledged: list[tuple[str, int, int]] = []  # account, version, position
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(base, accounts, seed))
+            for seed in range(threads)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _run(self, base: str, accounts: list[str], seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=base, timeout=10) as http:
+            while not self._stop.is_set():
+                account = rng.choice(accounts)
+                try:
+                    answer = http.post(f"/accounts/{account}/deposits", json={"amount": "1.00"})
+                except httpx.TransportError:
+                    continue  # the server is gone: not acknowledged
+                if answer.status_code == 201:
+                    body = answer.json()
+                    with self._lock:
+                        self.acknowledged.append((account, body["version"], body["position"]))
+                elif answer.status_code != 503:
+                    self.errors.append(f"{answer.status_code} {answer.text}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sigkill_under_load_loses_nothing_acknowledged(
+    backend: str,
+    serve: Callable[..., Server],
+    tmp_path: Path,
+    pg_schema_factory: Callable[[], str],
+) -> None:
+    url = store_url_for(backend, tmp_path, pg_schema_factory)
+    accounts = [f"acc-{i}" for i in range(20)]
+    acknowledged: list[tuple[str, int, int]] = []
+    for round_ in range(3):
+        server = serve("--store", url)
+        if round_ == 0:
+            with httpx.Client(base_url=server.base) as http:
+                for account in accounts:
+                    assert (
+                        http.post(
+                            "/accounts", json={"owner": "O", "accountId": account}
+                        ).status_code
+                        == 201
+                    )
+        load = Load(server.base, accounts)
+        load.start()
+        time.sleep(random.uniform(1.0, 2.0))
+        server.stop(signal.SIGKILL)
+        load.stop()
+        assert not load.errors, load.errors[:3]
+        assert len(load.acknowledged) > 20
+        acknowledged += load.acknowledged
+    with cronica.connect(url) as store:
+        for account in accounts:
+            events = store.read_stream(account)
+            assert [e.version for e in events] == list(range(1, len(events) + 1))
+        stored = {
+            (e.aggregate_id, e.version): e
+            for e in store.read_all()
+            if e.event_type == "DepositMade"
+        }
+    for account, version, position in acknowledged:
+        event = stored.get((account, version))
+        assert event is not None, f"acknowledged {account} v{version} is missing"
+        assert event.position == position
+    positions = [p for _, _, p in acknowledged]
+    assert len(positions) == len(set(positions))  # each acknowledgement is its own event
+
+
+def test_sigterm_lets_requests_in_flight_finish(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve("--store", f"sqlite:///{tmp_path / 'drain.db'}")
+    with httpx.Client(base_url=server.base) as http:
+        http.post("/accounts", json={"owner": "O", "accountId": "a"})
+    load = Load(server.base, ["a"], threads=4)
+    load.start()
+    time.sleep(0.5)
+    assert server.stop(signal.SIGTERM) == 0
+    load.stop()
+    assert not load.errors, load.errors[:3]
+    with cronica.connect(f"sqlite:///{tmp_path / 'drain.db'}") as store:
+        versions = {e.version for e in store.read_stream("a")}
+    assert {version for _, version, _ in load.acknowledged} <= versions
+
+
+def test_api_and_worker_as_separate_processes(
+    serve: Callable[..., Server], tmp_path: Path, pg_schema_factory: Callable[[], str]
+) -> None:
+    url = store_url_for("postgresql", tmp_path, pg_schema_factory)
+    api = serve("--store", url, "--no-projector")
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--store", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with httpx.Client(base_url=api.base, timeout=30) as http:
+            made = http.post("/accounts", json={"owner": "Ana", "accountId": "ana"}).json()
+            account = http.get("/accounts/ana", params={"minPosition": made["position"]})
+            assert account.status_code == 200, account.text
+            runners = {p["runner"] for p in http.get("/projections").json()["projections"]}
+            assert len(runners) == 1 and str(worker.pid) in runners.pop()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
