@@ -160,6 +160,16 @@ def test_garbage_bodies_are_422_not_500(client: TestClient) -> None:
     assert log_length(client) == 0
 
 
+def test_garbage_command_bodies_are_422_not_400_or_500(client: TestClient) -> None:
+    client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    for raw in [b"{", b"\xff\xfe", b"", b"null", b"[]", b'"text"']:
+        for path in ["/accounts", "/accounts/ana/deposits"]:
+            answer = client.post(path, content=raw, headers={"content-type": "application/json"})
+            assert answer.status_code == 422, (path, raw, answer.text)
+            assert answer.json()["error"] == "invalid_input"
+    assert log_length(client) == 1
+
+
 def test_a_bad_aggregate_id_is_422(client: TestClient) -> None:
     answer = client.post("/streams/" + "x" * 256, json={"events": [event()]})
     assert answer.status_code == 422
@@ -384,14 +394,20 @@ def test_the_audit_trail_says_who_what_when_and_why(client: TestClient) -> None:
     assert client.get("/accounts/nobody/events").status_code == 404
 
 
-def test_min_position_past_the_head_gives_up_with_503(
+def test_min_position_not_reached_in_time_is_503_and_past_the_log_is_422(
     make_client: Callable[..., TestClient],
 ) -> None:
-    client = make_client(min_position_timeout=0.2)
-    answer = client.get("/accounts/x", params={"minPosition": 10**6})
-    assert answer.status_code == 503
-    assert answer.json()["error"] == "read_model_behind"
-    assert answer.headers["retry-after"] == "1"
+    client = make_client(min_position_timeout=0.2, run_projector=False)
+    position = client.post("/accounts", json={"owner": "Ana", "accountId": "ana"}).json()[
+        "position"
+    ]
+    behind = client.get("/accounts/ana", params={"minPosition": position})
+    assert behind.status_code == 503  # no projector runs
+    assert behind.json()["error"] == "read_model_behind"
+    assert behind.headers["retry-after"] == "1"
+    beyond = client.get("/accounts/ana", params={"minPosition": position + 10**6})
+    assert beyond.status_code == 422
+    assert "beyond the end of the log" in beyond.json()["message"]
 
 
 def test_without_min_position_a_query_may_not_see_the_write_yet_but_never_fails(

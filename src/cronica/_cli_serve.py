@@ -86,6 +86,10 @@ def serve(
             help="Run the projector in this process (off when cronica worker runs it).",
         ),
     ] = True,
+    min_position_timeout: Annotated[
+        float,
+        typer.Option(min=0.0, help="Seconds a query with minPosition waits for the read model."),
+    ] = 5.0,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve the bank service and the store API over HTTP (see docs/http-api.md).
@@ -116,6 +120,7 @@ def serve(
         run_projector=projector,
         max_body_bytes=max_body_bytes,
         cors_origins=tuple(cors_origin or ()),
+        min_position_timeout=min_position_timeout,
     )
     application = create_app(settings, keys=keys)
     # uvicorn drains on SIGTERM/SIGINT, then raises the signal again for the handler that was

@@ -121,7 +121,6 @@ def http_error_for(error: CronicaError) -> HTTPError:
 
 
 _STATUS_CODES = {
-    400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -158,6 +157,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_starlette_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # FastAPI could not parse the body: invalid input like any
+            return error_response(422, "invalid_input", f"the body is not JSON: {exc.detail}")
         code = _STATUS_CODES.get(exc.status_code, "error")
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers)

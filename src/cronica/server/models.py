@@ -17,6 +17,30 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class ErrorOut(BaseModel):
+    """Every error: a code, a message, and fields that depend on the code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in [
+        (401, "An API key is required"),
+        (403, "The API key lacks the scope"),
+        (404, "Not found"),
+        (409, "Conflict: version, duplicate, existing"),
+        (413, "The body or an event is too large"),
+        (422, "Invalid input, or a broken business rule"),
+        (503, "The store is unavailable, or the read model is behind"),
+    ]
+}
+"""The error answers every route may give, for the OpenAPI document."""
+
+
 # -- the store API ------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from cronica.examples.bank_read_models import money
 from cronica.server.auth import READ, WRITE, require
 from cronica.server.errors import HTTPError
 from cronica.server.models import (
+    ERROR_RESPONSES,
     AccountOpenedOut,
     AccountOut,
     AccountsOut,
@@ -37,7 +38,7 @@ from cronica.server.models import (
 )
 from cronica.server.routes_store import _aware, clamp, services
 
-router = APIRouter(tags=["bank"])
+router = APIRouter(tags=["bank"], responses=ERROR_RESPONSES)
 
 AccountId = Annotated[str, Path(min_length=1, max_length=255, alias="accountId")]
 MinPosition = Annotated[

@@ -11,10 +11,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cronica.errors import StoreError
 from cronica.projections import projection_status
 from cronica.server.auth import ADMIN, READ, require
-from cronica.server.models import HealthOut, ProjectionOut, ProjectionsOut, RebuildOut
+from cronica.server.models import (
+    ERROR_RESPONSES,
+    HealthOut,
+    ProjectionOut,
+    ProjectionsOut,
+    RebuildOut,
+)
 from cronica.server.routes_store import services
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
 
 
 @router.get(

@@ -23,10 +23,10 @@ from cronica import cloudevents
 from cronica.errors import EventTooLargeError, InvalidInputError, StreamNotFoundError
 from cronica.events import NewEvent, RecordedEvent
 from cronica.server.auth import READ, WRITE, require
-from cronica.server.models import AppendIn, AppendOut, LogOut, StreamOut
+from cronica.server.models import ERROR_RESPONSES, AppendIn, AppendOut, LogOut, StreamOut
 from cronica.server.services import Services
 
-router = APIRouter(tags=["store"])
+router = APIRouter(tags=["store"], responses=ERROR_RESPONSES)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -79,7 +79,8 @@ class Services:
 
     def wait_for(self, position: int | None, names: tuple[str, ...]) -> None:
         """Wait (bounded) until the read models ``names`` have reached ``position``; 503
-        ``read_model_behind`` if they do not in time."""
+        ``read_model_behind`` if they do not in time, 422 if no event has that position yet
+        (a position no command has answered with)."""
         if position is None or position <= 0:
             return
         timeout = self.settings.min_position_timeout
@@ -88,6 +89,13 @@ class Services:
         else:
             reached = self.catalog.wait_for(position, timeout, list(names))
         if not reached:
+            head = self.store.head_position()
+            if position > head:
+                raise HTTPError(
+                    422,
+                    "invalid_input",
+                    f"minPosition {position} is beyond the end of the log (position {head})",
+                )
             raise HTTPError(
                 503,
                 "read_model_behind",
