@@ -10,13 +10,15 @@ import logging
 import threading
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from cronica.aio import AsyncEventStore
 from cronica.connect import connect
 from cronica.examples.bank import BankAccount, bank_events
 from cronica.examples.bank_read_models import bank_projections
 from cronica.projections import Catalog, Projector
 from cronica.readmodels import connect_read_models, read_models_for
-from cronica.readmodels.base import ReadModelDatabase
+from cronica.readmodels.base import ReadModelDatabase, Row
 from cronica.repository import Repository
 from cronica.server.errors import HTTPError
 from cronica.server.settings import ServerSettings
@@ -74,6 +76,14 @@ class Services:
         self.read_models.close()
         if self._owns_store:
             self.store.close()
+
+    async def read(self, sql: str, params: list[Any]) -> list[Row]:
+        """A read-model query from async code: SQLite answers from memory or the page cache
+        in microseconds, so it runs on the event loop; PostgreSQL waits on the network, so it
+        runs in the thread pool."""
+        if self.read_models.dialect == "sqlite":
+            return self.read_models.query(sql, params)
+        return await run_in_threadpool(self.read_models.query, sql, params)
 
     # -- read-your-writes ----------------------------------------------------------------------
 
