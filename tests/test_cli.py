@@ -119,7 +119,7 @@ def test_commands_are_the_library_verbs() -> None:
     assert isinstance(group, typer.core.TyperGroup)
     assert set(group.commands) == {
         "init", "append", "read", "streams", "status", "demo", "migrate", "projections",
-        "serve", "worker", "keys",
+        "serve", "worker", "keys", "rebuild", "snapshot",
     }  # fmt: skip
     projections = group.commands["projections"]
     assert isinstance(projections, typer.core.TyperGroup)
@@ -601,10 +601,35 @@ def test_status(url: str) -> None:
         "headPosition": head,
         "readablePosition": head,
         "waitingOn": [],
+        "projections": [],
     }
     table = ok("status", "--store", url).stdout
     assert f"readable position  {head}" in table
     assert "sqlite" in table
+
+
+def test_status_shows_the_projections_and_their_lag(url: str) -> None:
+    ok("demo", "--store", url, "--accounts", "0")
+    ok("projections", "run", "--store", url, "--until-caught-up")
+    seed(url, ("acc-9", "AccountCreated", ""))
+    [report] = json_lines(ok("status", "--store", url, "--json"))
+    lags = {p["name"]: p["lag_events"] for p in report["projections"]}
+    assert lags == {"accounts": 1, "active_accounts": 1, "transactions": 1}
+    table = ok("status", "--store", url).stdout
+    assert "active_accounts" in table and "stopped" in table  # no projector runs now
+
+
+def test_snapshot_named_aggregates_or_all(url: str) -> None:
+    ok("demo", "--store", url, "--accounts", "30", "--months", "1")
+    one = ok("snapshot", "acc_12345", "--store", url).stdout
+    assert "acc_12345: snapshot at version 3" in one
+    every = json_lines(ok("snapshot", "--all", "--store", url, "--json"))
+    assert len(every) == 31
+    with cronica.connect(url) as store:
+        saved = store.snapshot_store().load("acc-00001")
+        assert saved is not None and saved.version == store.stream_info("acc-00001").version
+    assert error_line(run("snapshot", "--store", url)).startswith("error: name the aggregates")
+    assert "does not exist" in error_line(run("snapshot", "nobody", "--store", url))
 
 
 class _WaitingStore(cronica.MemoryEventStore):
@@ -639,22 +664,26 @@ def test_status_names_the_transactions_readers_wait_on(monkeypatch: pytest.Monke
 
 
 def test_demo_runs_twice_on_one_file(url: str) -> None:
-    first = ok("demo", "--store", url).stdout
+    first = ok("demo", "--store", url, "--accounts", "50", "--months", "2").stdout
     assert "acc_12345" in first
     assert "Juan Pérez" in first
     assert "0 + 1000.00 - 500.00 = 500.00" in first
     assert "0 + 1000.00 = 1000.00" in first  # as of just after the deposit
     assert "teller:ana.garcia" in first  # who
     assert "cash withdrawal" in first  # why
-    second = ok("demo", "--store", url).stdout
+    assert "History: 50 accounts" in first
+    second = ok("demo", "--store", url, "--accounts", "50").stdout
     assert "acc_12345_2" in second
+    assert "already there" in second
     with cronica.connect(url) as store:
-        streams = store.list_streams()
-    assert [(s.aggregate_id, s.version) for s in streams] == [("acc_12345", 3), ("acc_12345_2", 3)]
+        stories = [s for s in store.list_streams(limit=None) if s.aggregate_id.startswith("acc_")]
+        generated = store.list_streams(after="acc-", limit=None)
+    assert [(s.aggregate_id, s.version) for s in stories] == [("acc_12345", 3), ("acc_12345_2", 3)]
+    assert len([s for s in generated if s.aggregate_id.startswith("acc-")]) == 50
 
 
 def test_demo_on_a_memory_store() -> None:
-    assert "500.00" in ok("demo", "--store", "memory://").stdout
+    assert "500.00" in ok("demo", "--store", "memory://", "--accounts", "20").stdout
 
 
 def test_the_console_script_runs_the_demo(tmp_path: Path) -> None:

@@ -19,9 +19,23 @@ from rich.text import Text
 
 import cronica
 from cronica._cli_objects import load_attribute
-from cronica.cli import JsonFlag, StoreURL, _console, _echo_json_lines, _reports_errors, app
+from cronica.cli import (
+    JsonFlag,
+    ReadModelsURL,
+    StoreURL,
+    _console,
+    _echo_json_lines,
+    _reports_errors,
+    app,
+)
 from cronica.errors import InvalidInputError
-from cronica.projections import Catalog, Projection, Projector, projection_status
+from cronica.projections import (
+    Catalog,
+    Projection,
+    ProjectionStatus,
+    Projector,
+    projection_status,
+)
 from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase
 from cronica.store.base import EventStore
@@ -38,15 +52,6 @@ projections_app = typer.Typer(
 )
 app.add_typer(projections_app, name="projections", short_help="Run and operate projections.")
 
-ReadModelsURL = Annotated[
-    str | None,
-    typer.Option(
-        "--read-models",
-        envvar="CRONICA_READ_MODELS",
-        metavar="URL",
-        help="Where the read models live (default: the store's own database).",
-    ),
-]
 Actor = Annotated[
     str | None,
     typer.Option(metavar="NAME", help="Who does this (recorded; default: the user's login)."),
@@ -142,6 +147,11 @@ def status(
     if as_json:
         _echo_json_lines(s.to_dict() for s in statuses)
         return
+    _console().print(projections_table(statuses))
+
+
+def projections_table(statuses: list[ProjectionStatus]) -> Table:
+    """Projections as ``cronica projections status`` and ``cronica status`` show them."""
     table = Table(box=box.SIMPLE_HEAD)
     for header in ("projection", "state", "position", "lag", "lag (s)", "version", "notes"):
         table.add_column(header, overflow="fold")
@@ -161,7 +171,7 @@ def status(
             f"v{s.version} g{s.generation}",
             Text(notes),
         )
-    _console().print(table)
+    return table
 
 
 def _who(actor: str | None) -> str:
@@ -173,6 +183,9 @@ def _who(actor: str | None) -> str:
         return "unknown"
 
 
+@app.command(
+    name="rebuild", short_help="Rebuild a projection into new tables, then switch (as below)."
+)
 @projections_app.command(short_help="Rebuild a projection into new tables, then switch.")
 @_reports_errors
 def rebuild(

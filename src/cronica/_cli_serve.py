@@ -16,9 +16,9 @@ from typing import Annotated
 import typer
 
 import cronica
-from cronica._cli_projections import DEFAULT_PROJECTIONS, ReadModelsURL
+from cronica._cli_projections import DEFAULT_PROJECTIONS
 from cronica._cli_projections import run as run_projections
-from cronica.cli import StoreURL, _console, _reports_errors, app
+from cronica.cli import ReadModelsURL, StoreURL, _console, _reports_errors, app
 from cronica.errors import InvalidInputError
 
 keys_app = typer.Typer(

@@ -25,7 +25,7 @@ from cronica.store.base import EventStore
 
 ACCOUNT_ID = "acc_12345"
 OWNER = "Juan Pérez"
-AGGREGATE_TYPE = "Account"
+AGGREGATE_TYPE = "BankAccount"
 DEPOSIT = Decimal("1000.00")
 WITHDRAWAL = Decimal("500.00")
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -74,6 +75,15 @@ StoreURL = Annotated[
         envvar="CRONICA_STORE",
         metavar="URL",
         help="The store's URL: sqlite:///path.db, postgresql://user@host/db or memory://",
+    ),
+]
+ReadModelsURL = Annotated[
+    str | None,
+    typer.Option(
+        "--read-models",
+        envvar="CRONICA_READ_MODELS",
+        metavar="URL",
+        help="Where the read models live (default: the store's own database).",
     ),
 ]
 JsonFlag = Annotated[
@@ -650,15 +660,28 @@ def streams(
 
 @app.command(short_help="Counts, head and readable positions, what readers wait on.")
 @_reports_errors
-def status(store_url: StoreURL = cronica.DEFAULT_STORE_URL, as_json: JsonFlag = False) -> None:
+def status(
+    store_url: StoreURL = cronica.DEFAULT_STORE_URL,
+    read_models_url: ReadModelsURL = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Print the store's backend and schema version, its stream and event counts, the head
     position (the highest written) and the readable position (the highest a reader of the global
-    log may see now), and on PostgreSQL the open transactions that readers wait on when the two
-    differ."""
+    log may see now), on PostgreSQL the open transactions that readers wait on when the two
+    differ, and the projections with their lag behind the log."""
+    from cronica._cli_projections import projections_table
+    from cronica.projections import projection_status
+    from cronica.readmodels import connect_read_models, read_models_for
+
     with cronica.connect(store_url) as store:
         report = store.status()
+        db = connect_read_models(read_models_url) if read_models_url else read_models_for(store)
+        with db:
+            projections = projection_status(store, db)
     if as_json:
-        _echo_json_lines([_status_dict(report)])
+        _echo_json_lines(
+            [{**_status_dict(report), "projections": [p.to_dict() for p in projections]}]
+        )
         return
     console = _console()
     table = Table(show_header=False, box=None)
@@ -678,6 +701,8 @@ def status(store_url: StoreURL = cronica.DEFAULT_STORE_URL, as_json: JsonFlag = 
     console.print(table)
     if report.waiting_on:
         console.print(_waiting_table(report))
+    if projections:
+        console.print(projections_table(projections))
 
 
 def _waiting_table(report: StoreStatus) -> Table:
@@ -695,16 +720,57 @@ def _waiting_table(report: StoreStatus) -> Table:
     return table
 
 
-@app.command(short_help="The seed's bank story, appended and read back.")
+@app.command(short_help="The seed's bank story, then months of history for thousands of accounts.")
 @_reports_errors
-def demo(store_url: StoreURL = cronica.DEFAULT_STORE_URL) -> None:
+def demo(
+    store_url: StoreURL = cronica.DEFAULT_STORE_URL,
+    accounts: Annotated[
+        int, typer.Option(min=0, max=1_000_000, help="Accounts in the generated history (0: none).")
+    ] = 2000,
+    months: Annotated[int, typer.Option(min=1, max=120, help="How far back it goes.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the generator (same seed, same history).")] = 1,
+) -> None:
     """Run the seed's bank story: open account acc_12345 for Juan Pérez, deposit 1000.00 and
     withdraw 500.00 (each event with who, why and a correlation id), then read the events back,
     rebuild the balance from them and show the account as it was just after the deposit. Each run
-    opens a new account (acc_12345, acc_12345_2, ...), so it can run again on the same store."""
+    opens a new account (acc_12345, acc_12345_2, ...), so it can run again on the same store.
+
+    Then, once per store, fill it with a bank's history: --accounts accounts (acc-00001, ...)
+    opened over the first weeks of the last --months months, with deposits, withdrawals,
+    transfers and a few closures at back-dated moments, so that asOf queries, the read models
+    and the console have something to show."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cronica._demo_history import account_ids, fill_history
+
     with cronica.connect(store_url) as store:
         story = _demo.run_story(store)
-    _print_story(story, _redacted(store_url))
+        _print_story(story, _redacted(store_url))
+        if accounts == 0:
+            return
+        first = account_ids("acc-", 1)[0]
+        if store.read_stream(first, limit=1):
+            typer.echo(f"The history is already there ({first}, ...): not generated again.")
+            return
+        with Progress(
+            TextColumn("history"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
+            console=Console(stderr=True), transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("history", total=None)
+            history = fill_history(
+                store,
+                accounts=accounts,
+                months=months,
+                now=datetime.now(UTC),
+                seed=seed,
+                progress=lambda n: progress.advance(task, n),
+            )
+    typer.echo(
+        f"History: {history.accounts:,} accounts, {history.events:,} events"
+        f" ({history.transfers:,} transfers, {history.closed:,} closed accounts)"
+        f" from {format_timestamp(history.first)[:10]} to {format_timestamp(history.last)[:10]}."
+    )
+    typer.echo("Serve it with `cronica serve`; then try GET /accounts?active=true.")
 
 
 def _print_story(story: _demo.Story, where: str) -> None:
@@ -745,7 +811,7 @@ def _print_history(console: Console, title: str, events: list[RecordedEvent]) ->
 
 
 # Commands kept in modules of their own register themselves on ``app`` when imported.
-from cronica import _cli_migrate, _cli_projections, _cli_serve  # noqa: E402, F401
+from cronica import _cli_migrate, _cli_projections, _cli_serve, _cli_snapshots  # noqa: E402, F401
 
 
 def main() -> None:

@@ -228,22 +228,40 @@ class Repository(Generic[A]):
             aggregate,
         )
 
+    def snapshot(self, aggregate_id: str) -> Snapshot:
+        """Load the aggregate and store a snapshot of its latest version now (``cronica
+        snapshot``). Raises ``StreamNotFoundError`` for an unknown aggregate and
+        ``InvalidInputError`` when this repository keeps no snapshots."""
+        if self.snapshots is None:
+            raise InvalidInputError(
+                f"snapshots are off for {self.aggregate_class.__name__} (snapshot_every=None)"
+            )
+        aggregate = self.load(aggregate_id)
+        snapshot = self._snapshot_of(aggregate, None)
+        self.snapshots.save(snapshot)
+        self._remember(aggregate.id, snapshot)
+        return snapshot
+
+    def _snapshot_of(self, aggregate: A, timestamp: datetime | None) -> Snapshot:
+        """A snapshot of the aggregate's state, dated by its last event (or ``timestamp``)."""
+        if timestamp is None:
+            timestamp = self.store.read_stream(
+                aggregate.id, from_version=aggregate.version, limit=1
+            )[0].timestamp
+        return Snapshot(
+            aggregate.id,
+            self.aggregate_class.aggregate_type,
+            aggregate.version,
+            self.aggregate_class.snapshot_version,
+            aggregate.snapshot_state(),
+            timestamp,
+        )
+
     def _take_snapshot(self, aggregate: A, timestamp: datetime | None) -> None:
         if self.snapshots is None:
             return
         try:
-            if timestamp is None:
-                timestamp = self.store.read_stream(
-                    aggregate.id, from_version=aggregate.version, limit=1
-                )[0].timestamp
-            snapshot = Snapshot(
-                aggregate.id,
-                self.aggregate_class.aggregate_type,
-                aggregate.version,
-                self.aggregate_class.snapshot_version,
-                aggregate.snapshot_state(),
-                timestamp,
-            )
+            snapshot = self._snapshot_of(aggregate, timestamp)
             self.snapshots.save(snapshot)
             self._remember(aggregate.id, snapshot)
         except CronicaError as exc:  # a snapshot is a cache: the command has succeeded
