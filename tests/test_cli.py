@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import cronica
 from cronica import _demo, cli
 from cronica.cli import app
 from cronica.events import RecordedEvent, format_timestamp
+from cronica.readmodels import read_models_for
 from cronica.store.sqlite_schema import SCHEMA_VERSION
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -617,6 +619,25 @@ def test_status_shows_the_projections_and_their_lag(url: str) -> None:
     assert lags == {"accounts": 1, "active_accounts": 1, "transactions": 1}
     table = ok("status", "--store", url).stdout
     assert "active_accounts" in table and "stopped" in table  # no projector runs now
+
+
+def test_rebuild_waits_for_the_new_generation_with_progress(url: str) -> None:
+    ok("demo", "--store", url, "--accounts", "200", "--months", "1")
+    ok("projections", "run", "--store", url, "--until-caught-up")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "cronica", "projections", "run", "--store", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        done = run("rebuild", "accounts", "--wait", "--reason", "test", "--store", url)
+        assert done.exit_code == 0, done.output
+        assert "accounts: generation 2 is live" in done.stdout
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=30)
+    with cronica.connect(url) as store, read_models_for(store) as db:
+        assert db.query("SELECT count(*) FROM accounts") == [(201,)]
 
 
 def test_snapshot_named_aggregates_or_all(url: str) -> None:

@@ -292,6 +292,27 @@ def test_cloudevents_in_and_out(client: TestClient) -> None:
     assert len(log) == 3
 
 
+def test_cloudevents_in_binary_mode(client: TestClient) -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "evt-1",
+        "ce-source": "/sensors/7",
+        "ce-type": "TemperatureRead",
+        "ce-sensorzone": "north",
+        "content-type": "application/json",
+    }
+    first = client.post("/streams/sensor-7", content=b'{"celsius": 21.5}', headers=headers)
+    assert first.status_code == 201, first.text
+    again = client.post("/streams/sensor-7", content=b'{"celsius": 21.5}', headers=headers)
+    assert again.json() == first.json()
+    [stored] = client.get("/streams/sensor-7").json()["events"]
+    assert (stored["eventType"], stored["data"]) == ("TemperatureRead", {"celsius": 21.5})
+    assert stored["metadata"]["sensorzone"] == "north"
+    assert stored["metadata"]["source"] == "/sensors/7"
+    missing_type = {k: v for k, v in headers.items() if k != "ce-type"}
+    assert client.post("/streams/s", content=b"{}", headers=missing_type).status_code == 422
+
+
 def _json(value: Any) -> bytes:
     import orjson
 

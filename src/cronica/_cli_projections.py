@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -14,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -28,7 +31,7 @@ from cronica.cli import (
     _reports_errors,
     app,
 )
-from cronica.errors import InvalidInputError
+from cronica.errors import InvalidInputError, ProjectionStateError
 from cronica.projections import (
     Catalog,
     Projection,
@@ -194,13 +197,49 @@ def rebuild(
     actor: Actor = None,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
     read_models_url: ReadModelsURL = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Follow the rebuild to its end with a progress bar (needs a runner)."
+        ),
+    ] = False,
 ) -> None:
     """Ask the projection's runner to rebuild it from the start of the log into a new
     generation of its tables; queries keep reading the current one until the new one has
     caught up, then switch in one transaction. Recorded with --actor and --reason."""
-    with _opened(store_url, read_models_url) as (_store, db):
+    with _opened(store_url, read_models_url) as (store, db):
+        before = projection_status(store, db, [name])[0].generation
         Catalog(db).request_rebuild(name, actor=_who(actor), reason=reason)
-    typer.echo(f"rebuild of {name} requested")
+        typer.echo(f"rebuild of {name} requested", err=wait)
+        if wait:
+            generation = _follow_rebuild(store, db, name, before)
+            typer.echo(f"{name}: generation {generation} is live")
+
+
+def _follow_rebuild(store: EventStore, db: ReadModelDatabase, name: str, before: int) -> int:
+    """Show the rebuild's progress until its generation goes live; return that generation."""
+    columns = (
+        TextColumn(f"rebuilding {name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(name, total=None)
+        while True:
+            status = projection_status(store, db, [name])[0]
+            if status.state == "failed":
+                raise ProjectionStateError(f"projection {name} failed: {status.error}")
+            if status.rebuild is None and status.generation != before:
+                return status.generation
+            if status.rebuild is not None:
+                progress.update(
+                    task,
+                    total=max(status.rebuild.events_total, status.rebuild.events_done),
+                    completed=status.rebuild.events_done,
+                )
+            time.sleep(0.2)
 
 
 @projections_app.command(short_help="Pass over the event a failed projection stopped at.")

@@ -1,14 +1,15 @@
 """The store API: append to a stream, read a stream, read and follow the global log.
 
 Bodies and answers are JSON with the seed's envelope, or CloudEvents 1.0 when asked for:
-``Content-Type: application/cloudevents+json`` (one event) or
-``application/cloudevents-batch+json`` (several) on ``POST /streams/{id}``, and
-``Accept: application/cloudevents-batch+json`` on the reads.
+``Content-Type: application/cloudevents+json`` (one event, structured mode),
+``application/cloudevents-batch+json`` (several), or ``ce-*`` headers with the data as the body
+(binary mode) on ``POST /streams/{id}``; ``Accept: application/cloudevents-batch+json`` on the
+reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -76,13 +77,20 @@ _APPEND_BODY: dict[str, Any] = {
 
 
 def _parse_append(
-    raw: bytes, content_type: str, expected: str | None
+    raw: bytes, content_type: str, expected: str | None, headers: Mapping[str, str]
 ) -> tuple[list[NewEvent], Any, str | None]:
     """The events, expected version and aggregate type of an append body."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the body is not JSON: {exc}") from None
+    if "ce-specversion" in headers:
+        binary = binary_cloudevent(headers, body, content_type)
+        return (
+            [cloudevents.from_cloudevent(binary)],
+            _expected_from_query(expected),
+            (_aggregate_type_of([binary])),
+        )
     if content_type.startswith(cloudevents.BATCH_CONTENT_TYPE):
         if not isinstance(body, list) or not body:
             raise InvalidInputError("a CloudEvents batch is a non-empty JSON array")
@@ -102,6 +110,17 @@ def _parse_append(
         ) from None
     new = [NewEvent(e.event_type, e.data, e.metadata, e.event_id) for e in request.events]
     return new, request.expected_version, request.aggregate_type
+
+
+def binary_cloudevent(headers: Mapping[str, str], data: Any, content_type: str) -> dict[str, Any]:
+    """A CloudEvent sent in HTTP binary mode (attributes in ``ce-*`` headers, the data as the
+    body) in its structured form."""
+    event: dict[str, Any] = {
+        name[3:]: value for name, value in headers.items() if name.startswith("ce-")
+    }
+    event["datacontenttype"] = content_type or "application/json"
+    event["data"] = data
+    return event
 
 
 def _expected_from_query(expected: str | None) -> Any:
@@ -140,7 +159,9 @@ async def append(
     """Append all the events or none. Retrying the same eventIds answers as the first time."""
     raw = await request.body()
     content_type = request.headers.get("content-type", "application/json").lower()
-    events, expected, aggregate_type = _parse_append(raw, content_type, expected_version)
+    events, expected, aggregate_type = _parse_append(
+        raw, content_type, expected_version, request.headers
+    )
     svc = services(request)
     limit = svc.settings.max_event_bytes
     if limit is not None:
