@@ -129,6 +129,21 @@ def test_serve_refuses_another_address_without_api_keys(tmp_path: Path) -> None:
     assert not (tmp_path / "cronica.db").exists()
 
 
+def test_a_port_in_use_is_one_line_of_error(serve: Callable[..., Server], tmp_path: Path) -> None:
+    running = serve("--store", f"sqlite:///{tmp_path / 'a.db'}")
+    done = subprocess.run(
+        [*CLI, "serve", "--port", str(running.port), "--store", f"sqlite:///{tmp_path / 'b.db'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{running.port}: Address already in use"
+    ]
+
+
 def test_serve_with_api_keys_on_all_addresses(serve: Callable[..., Server], tmp_path: Path) -> None:
     created = subprocess.run(
         [*CLI, "keys", "create", "teller", "--scope", "write", "--file", "keys.json"],

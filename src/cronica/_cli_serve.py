@@ -127,7 +127,7 @@ def serve(
     # there before it: with this one, a clean stop ends the process with status 0.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _stopped)
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=host,
         port=port,
@@ -135,6 +135,21 @@ def serve(
         timeout_graceful_shutdown=10,
         access_log=log_level == "debug",
     )
+    # Bound here, so a port in use is one line of error before anything starts.
+    listening = _listen(host, port)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as exc:
+        raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    listening.set_inheritable(True)
+    return listening
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
