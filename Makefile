@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-write-model bench-read-side clean
+.PHONY: run test lint typecheck bench bench-write-model bench-read-side bench-http clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-write-model:
 
 bench-read-side:
 	bash benchmarks/run.sh read-side
+
+bench-http:
+	bash benchmarks/run.sh http
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -61,6 +61,8 @@ POSTGRES = os.environ.get("CRONICA_BENCH_POSTGRES", "postgresql://postgres@127.0
 FULL = {"events": 1_000_000, "accounts": 10_000, "lag_seconds": 10.0}
 QUICK = {"events": 100_000, "accounts": 1_000, "lag_seconds": 3.0}
 BATCH = 1000
+BANK_ACCOUNT = "BankAccount"
+"""The aggregate type the bank's projections read (they pass over other streams' events)."""
 
 
 def store_url(site: Site) -> str:
@@ -88,7 +90,7 @@ def bank_log(total: int, accounts: int, seed: int = 1) -> Iterator[list[Recorded
         made += 1
         batch.append(
             RecordedEvent(
-                uuid.uuid4(), kind, account, "BankAccount", versions[account], made,
+                uuid.uuid4(), kind, account, BANK_ACCOUNT, versions[account], made,
                 start + timedelta(milliseconds=made), data, {"actor": "bench"},
             )
         )  # fmt: skip
@@ -241,7 +243,11 @@ def sustained_rate(store: cronica.EventStore, accounts: list[str], seconds: floa
     def write(slot: int) -> None:
         rng = random.Random(slot)
         while time.monotonic() < stop:
-            store.append(rng.choice(accounts), [NewEvent("DepositMade", {"amount": "1.00"})])
+            store.append(
+                rng.choice(accounts),
+                [NewEvent("DepositMade", {"amount": "1.00"})],
+                aggregate_type=BANK_ACCOUNT,
+            )
             counts[slot] += 1
 
     threads = [threading.Thread(target=write, args=(slot,)) for slot in range(4)]
@@ -296,7 +302,11 @@ def bench_lag(
             url = store_url(site)
             accounts = [f"acc-{i}" for i in range(200)]
             for account in accounts:
-                store.append(account, [NewEvent("AccountCreated", {"owner": account})])
+                store.append(
+                    account,
+                    [NewEvent("AccountCreated", {"owner": account})],
+                    aggregate_type=BANK_ACCOUNT,
+                )
             sustained = sustained_rate(store, accounts, 3.0)
             rate = sustained / 2
             checkpoint = checkpoint_of(url)
@@ -347,7 +357,9 @@ def measure_lag(
             if pause > 0:
                 time.sleep(pause)
             result = store.append(
-                rng.choice(accounts), [NewEvent("DepositMade", {"amount": "1.00"})]
+                rng.choice(accounts),
+                [NewEvent("DepositMade", {"amount": "1.00"})],
+                aggregate_type=BANK_ACCOUNT,
             )
             with lock:
                 acked.append((result.position, time.monotonic()))

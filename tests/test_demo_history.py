@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 import cronica
 from cronica import EventStore
-from cronica._demo_history import fill_history
+from cronica._demo_history import BATCH, fill_history, history_state
 from cronica.examples.bank import BankAccount, bank_events
 
 
@@ -69,3 +71,23 @@ def test_the_same_seed_gives_the_same_history() -> None:
     assert [(e.event_id, e.data, e.timestamp) for e in first] == [
         (e.event_id, e.data, e.timestamp) for e in second
     ]
+
+
+class _InterruptedError(Exception):
+    pass
+
+
+def test_an_interrupted_history_is_known_as_partial(store: EventStore) -> None:
+    def stop_after_first_batch(_: int) -> None:
+        raise _InterruptedError
+
+    assert history_state(store) is None
+    with pytest.raises(_InterruptedError):
+        fill_history(
+            store, accounts=400, months=2, now=datetime.now(UTC), progress=stop_after_first_batch
+        )
+    assert history_state(store) == "partial"
+    assert store.count_events() == BATCH
+    other = cronica.connect("memory://")
+    fill_history(other, accounts=10, months=1, now=datetime.now(UTC))
+    assert history_state(other) == "complete"

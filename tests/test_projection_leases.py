@@ -22,7 +22,9 @@ from tests.conftest import POSTGRES_URL
 def add_accounts(store: EventStore, count: int, start: int = 0) -> int:
     for i in range(start, start + count):
         store.append(
-            f"acc-{i}", [NewEvent("AccountCreated", {"owner": f"O{i}"})], aggregate_type="Acc"
+            f"acc-{i}",
+            [NewEvent("AccountCreated", {"owner": f"O{i}"})],
+            aggregate_type="BankAccount",
         )
     return store.head_position()
 

@@ -496,6 +496,30 @@ def test_plain_indexes_wait_until_a_generation_filled_from_zero_has_caught_up(
     assert rows(p, "SELECT count(*) FROM owners") == [(6,)]
 
 
+def test_an_unnamed_index_is_created_with_its_table(
+    make_store: Callable[..., EventStore],
+) -> None:
+    """PostgreSQL names an unnamed index itself (SQLite requires names)."""
+    require_postgres()
+    store = make_store("postgresql")
+
+    class Unnamed(Projection):
+        name = "unnamed"
+        tables: ClassVar = {
+            "owners": "CREATE TABLE {owners} (account_id TEXT PRIMARY KEY, owner TEXT);"
+            " CREATE INDEX ON {owners} (owner)"
+        }
+
+        @on("AccountCreated")
+        def created(self, db: ProjectionWriter, event: RecordedEvent) -> None:
+            db.insert("owners", {"account_id": event.aggregate_id, "owner": event.data["owner"]})
+
+    open_accounts(store, 3)
+    with Projector(store, [Unnamed()]) as p:
+        p.run_until_caught_up()
+        assert len(index_names(p, "owners__g1")) == 2  # the primary key's and the unnamed one
+
+
 def test_a_projection_can_keep_its_indexes_while_it_is_filled(
     store: EventStore, projector: Any
 ) -> None:
@@ -601,7 +625,9 @@ def test_a_query_process_waits_for_the_read_model_through_the_catalog(
         else nullcontext(p.read_models) as query_side
     ):  # another connection set, as an API process has
         catalog = Catalog(query_side)
-        position = store.append("acc-q", [NewEvent("AccountCreated", {"owner": "Q"})]).position
+        position = store.append(
+            "acc-q", [NewEvent("AccountCreated", {"owner": "Q"})], aggregate_type="BankAccount"
+        ).position
         assert catalog.wait_for(position, timeout=10, names=["accounts", "transactions"])
         assert query_side.query("SELECT owner FROM accounts WHERE account_id = 'acc-q'") == [("Q",)]
         p.stop()

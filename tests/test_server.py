@@ -170,6 +170,26 @@ def test_garbage_command_bodies_are_422_not_400_or_500(client: TestClient) -> No
     assert log_length(client) == 1
 
 
+def test_numbers_in_odd_scripts_are_refused_not_crashed_on(client: TestClient) -> None:
+    client.post("/streams/s", json={"events": [event()]})
+    superscript = client.post(
+        "/streams/s",
+        params={"expectedVersion": "²"},
+        content=b'{"specversion": "1.0", "id": "x", "source": "/s", "type": "T"}',
+        headers={"content-type": CONTENT_TYPE},
+    )
+    assert superscript.status_code == 422
+    assert log_length(client) == 1
+
+
+def test_odd_methods_share_one_metrics_label(client: TestClient) -> None:
+    for method in ["X0QZ", "FOO", "BAR"]:
+        client.request(method, "/health")
+    text = client.get("/metrics").text
+    assert 'method="other"' in text
+    assert "X0QZ" not in text
+
+
 def test_a_bad_aggregate_id_is_422(client: TestClient) -> None:
     answer = client.post("/streams/" + "x" * 256, json={"events": [event()]})
     assert answer.status_code == 422
@@ -197,7 +217,11 @@ def test_size_limits_are_413_and_write_nothing(make_client: Callable[..., TestCl
         "/streams/s", content=chunks(), headers={"content-type": "application/json"}
     )
     assert chunked.status_code == 413
-    assert log_length(client) == 0
+    client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    for path in ["/accounts", "/accounts/ana/deposits"]:  # routes with a validated body
+        answer = client.post(path, content=chunks(), headers={"content-type": "application/json"})
+        assert (answer.status_code, answer.json()["error"]) == (413, "too_large"), path
+    assert log_length(client) == 1
 
 
 def test_reading_a_stream_by_versions_direction_and_limit(client: TestClient) -> None:
@@ -247,6 +271,42 @@ def test_the_global_log_in_order_with_filters_and_last(client: TestClient) -> No
     bs = client.get("/events", params={"aggregateType": "B"}).json()["events"]
     assert [e["aggregateId"] for e in bs] == ["b"]
     assert client.get("/events", params={"after": -1}).status_code == 422
+
+
+def test_the_store_api_cannot_write_into_the_banks_accounts(client: TestClient) -> None:
+    position = client.post("/accounts", json={"owner": "Ana", "accountId": "ana"}).json()[
+        "position"
+    ]
+    forged = {"events": [event("DepositMade", amount="abc")]}
+    into_account = client.post("/streams/ana", json=forged)
+    assert (into_account.status_code, into_account.json()["error"]) == (409, "owned_by_service")
+    as_account = client.post("/streams/new", json={**forged, "aggregateType": "BankAccount"})
+    assert as_account.status_code == 409
+    # The same event type in a stream of another kind: the bank's projections pass it over.
+    elsewhere = client.post("/streams/other", json=forged)
+    assert elsewhere.status_code == 201
+    after = elsewhere.json()["position"]
+    assert client.get("/accounts/ana", params={"minPosition": after}).status_code == 200
+    states = {p["state"] for p in client.get("/projections").json()["projections"]}
+    assert "failed" not in states
+    assert client.post("/accounts/ana/deposits", json={"amount": "1.00"}).status_code == 201
+    assert position < after
+
+
+def test_appends_record_who_sent_them(make_client: Callable[..., TestClient]) -> None:
+    open_client = make_client()
+    open_client.post("/streams/a", json={"events": [event()]}, headers={"X-Actor": "etl-job"})
+    open_client.post("/streams/a", json={"events": [{**event(), "metadata": {"actor": "me"}}]})
+    open_client.post("/streams/a", json={"events": [event()]})
+    actors = [e["metadata"]["actor"] for e in open_client.get("/streams/a").json()["events"]]
+    assert actors == ["etl-job", "me", "anonymous"]
+    secret, key = new_key("importer", ["write"])
+    keyed = make_client(keys=KeyRing([key]))
+    claims = {"events": [{**event(), "metadata": {"actor": "someone-else"}}]}
+    auth = {"Authorization": f"Bearer {secret}"}
+    assert keyed.post("/streams/b", json=claims, headers=auth).status_code == 201
+    [stored] = keyed.get("/streams/b", headers=auth).json()["events"]
+    assert stored["metadata"]["actor"] == "importer"
 
 
 def test_cloudevents_in_and_out(client: TestClient) -> None:
@@ -364,6 +424,32 @@ def test_concurrent_commands_on_one_account_all_succeed(client: TestClient) -> N
         thread.join()
     assert answers == [201] * 80
     assert client.get("/accounts/ana", params={"version": 81}).json()["balance"] == "80.00"
+
+
+def test_the_bank_answers_404_for_what_is_not_an_account(client: TestClient) -> None:
+    client.post("/streams/order-1", json={"aggregateType": "Order", "events": [event()]})
+    for path in ["/accounts/order-1/deposits", "/accounts/order-1/withdrawals"]:
+        answer = client.post(path, json={"amount": "1.00"})
+        assert (answer.status_code, answer.json()["error"]) == (404, "not_found"), path
+    assert client.get("/accounts/order-1", params={"version": 1}).status_code == 404
+    client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    assert client.get("/accounts/ana", params={"version": 1}).status_code == 200
+    beyond = client.get("/accounts/ana", params={"version": 2})
+    assert (beyond.status_code, beyond.json()["error"]) == (404, "not_found")
+    slash = client.post("/accounts", json={"owner": "Ana", "accountId": "a/b"})
+    assert slash.status_code == 422
+
+
+def test_expected_version_in_the_query_string_of_a_json_append(client: TestClient) -> None:
+    body = {"events": [event()]}
+    assert client.post("/streams/s", json=body, params={"expectedVersion": "0"}).status_code == 201
+    stale = client.post("/streams/s", json=body, params={"expectedVersion": "0"})
+    assert stale.status_code == 409
+    both = client.post(
+        "/streams/s", json={**body, "expectedVersion": 1}, params={"expectedVersion": "3"}
+    )
+    assert both.status_code == 422
+    assert log_length(client) == 1
 
 
 def test_a_new_account_gets_an_id_when_none_is_given(client: TestClient) -> None:
@@ -516,3 +602,6 @@ def test_api_keys_guard_every_route_with_scopes(make_client: Callable[..., TestC
         client.post("/projections/accounts/rebuild", headers=auth(admin_secret)).status_code == 202
     )
     assert client.get("/health").status_code == 200  # load balancers probe without keys
+    garbage = client.post("/accounts", content=b"{", headers={"content-type": "application/json"})
+    assert garbage.status_code == 401  # the key is checked before the body is read
+    assert client.get("/openapi.json").status_code == 200

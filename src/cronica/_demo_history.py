@@ -31,6 +31,8 @@ LAST_NAMES = ("García", "Fernández", "López", "Martínez", "Sánchez", "Pére
 CHANNELS = ("teller:ana.garcia", "teller:luis.perez", "atm:0042", "atm:0117", "online", "app")
 BATCH = 5000
 """Events per import transaction."""
+SOURCE = "cronica demo history"
+"""The copy-progress record of the history: ``complete`` once the last batch is in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,29 +66,37 @@ def fill_history(
     ``progress(n)`` hears of every batch of ``n`` events written."""
     written = 0
     batch: list[RecordedEvent] = []
-    source = f"cronica demo {prefix}{uuid.uuid4().hex[:8]}"
     stats = _Stats(now)
-    for event in generate(accounts, months, now, seed, prefix, stats):
-        batch.append(event)
-        if len(batch) >= BATCH:
-            written += _write(store, batch, source, written, progress)
+    events = generate(accounts, months, now, seed, prefix, stats)
+    upcoming = next(events, None)
+    while upcoming is not None:
+        batch.append(upcoming)
+        upcoming = next(events, None)
+        if len(batch) >= BATCH or upcoming is None:
+            written += _write(store, batch, written, progress, last=upcoming is None)
             batch = []
-    if batch:
-        written += _write(store, batch, source, written, progress)
     return History(
         accounts, written, stats.transfers, stats.closed, stats.first, stats.last, prefix
     )
 
 
+def history_state(store: EventStore) -> str | None:
+    """``complete``, ``partial`` (an interrupted run), or None (no history yet)."""
+    found = store.copy_progress(SOURCE)
+    return None if found is None else found.checksum
+
+
 def _write(
     store: EventStore,
     batch: list[RecordedEvent],
-    source: str,
     before: int,
     progress: Callable[[int], None] | None,
+    *,
+    last: bool,
 ) -> int:
     done = before + len(batch)
-    store.import_events(batch, CopyProgress(source, done, done, done, ""))
+    state = "complete" if last else "partial"
+    store.import_events(batch, CopyProgress(SOURCE, done, done, done, state))
     if progress is not None:
         progress(len(batch))
     return len(batch)

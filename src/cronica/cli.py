@@ -741,17 +741,22 @@ def demo(
     and the console have something to show."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from cronica._demo_history import account_ids, fill_history
+    from cronica._demo_history import account_ids, fill_history, history_state
 
     with cronica.connect(store_url) as store:
         story = _demo.run_story(store)
         _print_story(story, _redacted(store_url))
         if accounts == 0:
             return
-        first = account_ids("acc-", 1)[0]
-        if store.read_stream(first, limit=1):
-            typer.echo(f"The history is already there ({first}, ...): not generated again.")
+        state = history_state(store)
+        if state == "complete":
+            typer.echo("The history is already there: not generated again.")
             return
+        if state is not None or store.read_stream(account_ids("acc-", 1)[0], limit=1):
+            raise InvalidInputError(
+                "an earlier demo history was interrupted (or acc-00001 exists): run the demo on"
+                " a new store"
+            )
         with Progress(
             TextColumn("history"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
             console=Console(stderr=True), transient=True,

@@ -16,6 +16,9 @@ from decimal import Decimal
 from cronica.events import RecordedEvent
 from cronica.projections.base import Projection, ProjectionWriter, on
 
+BANK_ACCOUNTS = frozenset({"BankAccount"})
+"""The aggregate type whose events the bank's projections read."""
+
 ERASED_OWNER = "[erased]"
 """The owner shown once an account holder's personal data is erased."""
 
@@ -43,6 +46,7 @@ class AccountsProjection(Projection):
     """``accounts``: id, owner, balance, status and version of every account."""
 
     name = "accounts"
+    aggregate_types = BANK_ACCOUNTS
     tables = {
         "accounts": """
             CREATE TABLE {accounts} (
@@ -106,6 +110,7 @@ class TransactionsProjection(Projection):
     """``transactions``: every movement of money, by account, in log order."""
 
     name = "transactions"
+    aggregate_types = BANK_ACCOUNTS
     tables = {
         "transactions": """
             CREATE TABLE {transactions} (
@@ -145,6 +150,7 @@ class ActiveAccountsProjection(Projection):
     saldo > 0"). Its table keeps every account's balance; the view shows the active ones."""
 
     name = "active_accounts"
+    aggregate_types = BANK_ACCOUNTS
     tables = {
         "active_account_balances": """
             CREATE TABLE {active_account_balances} (

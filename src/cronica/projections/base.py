@@ -69,6 +69,9 @@ class Projection:
       placeholders for every table of the projection (index names too: ``{accounts}_by_owner``).
     - ``views``: public name -> ``SELECT`` over the tables; by default one view per table,
       ``SELECT * FROM {table}``, under the table's name. Queries read the views.
+    - ``aggregate_types``: when set, only events of streams of these aggregate types reach the
+      handlers (the bank's projections take ``BankAccount`` events only, so an event of the same
+      name in another kind of stream cannot disturb them).
     - ``defer_indexes``: while a generation is filled from zero, its plain ``CREATE INDEX``
       indexes wait until it has caught up (a bulk load then one index build is much faster).
       Set it to False if handlers look rows up through such an index (``UNIQUE`` indexes and
@@ -84,6 +87,7 @@ class Projection:
     version: ClassVar[int] = 1
     tables: ClassVar[Mapping[str, str]] = {}
     views: ClassVar[Mapping[str, str] | None] = None
+    aggregate_types: ClassVar[frozenset[str] | None] = None
     defer_indexes: ClassVar[bool] = True
     handlers: ClassVar[Mapping[str, Handler]] = {}
     """Event type -> handler, collected from the methods marked with :func:`on`."""
@@ -113,9 +117,10 @@ class Projection:
     def apply(self, writer: ProjectionWriter, events: Sequence[RecordedEvent]) -> None:
         """Apply a batch of events in log order (the default calls each event's handler)."""
         handlers = self.handlers
+        kinds = self.aggregate_types
         for event in events:
             handler = handlers.get(event.event_type)
-            if handler is not None:
+            if handler is not None and (kinds is None or event.aggregate_type in kinds):
                 handler(self, writer, event)
         writer.flush()
 

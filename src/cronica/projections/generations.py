@@ -14,7 +14,11 @@ import re
 from cronica.projections.base import Projection, physical_name
 from cronica.readmodels.base import ReadModelTransaction
 
-_PLAIN_INDEX = re.compile(r"\s*CREATE\s+INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?", re.IGNORECASE)
+# A plain index with a name (an unnamed one, "CREATE INDEX ON t (c)", cannot take IF NOT
+# EXISTS, so it is created with its table).
+_PLAIN_INDEX = re.compile(
+    r"\s*CREATE\s+INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?!ON\b)(?=\S)", re.IGNORECASE
+)
 
 
 def table_names(projection: Projection, generation: int) -> dict[str, str]:

@@ -593,4 +593,9 @@ def _relevant(projection: Projection, events: list[RecordedEvent]) -> list[Recor
     handled = projection.handlers
     if type(projection).apply is not Projection.apply:
         return events
-    return [event for event in events if event.event_type in handled]
+    kinds = projection.aggregate_types
+    return [
+        event
+        for event in events
+        if event.event_type in handled and (kinds is None or event.aggregate_type in kinds)
+    ]

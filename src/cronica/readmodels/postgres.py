@@ -121,7 +121,9 @@ class _PostgresTransaction(ReadModelTransaction):
         types = self._types.get(table)
         if types is None:
             rows = self.query(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                # The base type (varchar, not varchar(20)): a cast to varchar(20) would cut
+                # longer text silently, where an UPDATE of the column refuses it.
+                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute"
                 " WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped",
                 [table],
             )

@@ -92,7 +92,8 @@ class SQLiteReadModels(ReadModelDatabase):
         self.url = f"sqlite:///{path}"
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._target = path
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the writer connection: one transaction at a time
+        self._open_lock = threading.Lock()  # the list of connections (not the writer's lock)
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._all: list[sqlite3.Connection] = []
         self._closed = False
@@ -111,7 +112,11 @@ class SQLiteReadModels(ReadModelDatabase):
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA mmap_size = 268435456")
-        self._all.append(conn)
+        with self._open_lock:
+            if self._closed:
+                conn.close()
+                raise ReadModelError("the read-model database is closed")
+            self._all.append(conn)
         return conn
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
@@ -156,9 +161,10 @@ class SQLiteReadModels(ReadModelDatabase):
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
+            # Not under the writer's lock: a projector's batch holds that for its whole
+            # transaction, and a query must not wait for it.
             try:
-                with self._lock:
-                    conn = self._open()
+                conn = self._open()
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
         try:
@@ -175,7 +181,7 @@ class SQLiteReadModels(ReadModelDatabase):
         return bool(rows)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._open_lock:
             if self._closed:
                 return
             self._closed = True

@@ -17,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 import cronica
 from cronica.readmodels.base import ReadModelDatabase
 from cronica.server import routes_bank, routes_ops, routes_store
-from cronica.server.auth import KeyRing
+from cronica.server.auth import KeyRing, KeysFirst
 from cronica.server.errors import install_error_handlers
 from cronica.server.metrics import Metrics
 from cronica.server.middleware import BodyLimit, RequestMetrics
@@ -42,7 +42,8 @@ def create_app(
 ) -> FastAPI:
     """The application for ``settings``. The store, read models and projector open when the
     application starts (its lifespan) and close when it stops. ``store`` uses an open store
-    instead of ``settings.store`` (the caller closes it)."""
+    instead of ``settings.store`` (the caller closes it); ``keys`` replaces the keys of
+    ``settings.api_keys_file``."""
     chosen = settings or ServerSettings()
     metrics = Metrics()
 
@@ -50,12 +51,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services(chosen, store=store)
         app.state.services = services
-        services.start()
         try:
+            services.start()
             yield
         finally:
-            services.close()
             app.state.services = None
+            services.close()
 
     app = FastAPI(
         title="cronica",
@@ -64,22 +65,25 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = None
-    app.state.keys = keys if keys is not None else KeyRing()
+    if keys is None:
+        keys = KeyRing.load(chosen.api_keys_file) if chosen.api_keys_file else KeyRing()
+    app.state.keys = keys
     app.state.metrics = metrics
     metrics.watch(lambda: _store_and_read_models(app))
     install_error_handlers(app)
     app.include_router(routes_store.router)
     app.include_router(routes_bank.router)
     app.include_router(routes_ops.router)
-    if chosen.cors_origins:
+    app.add_middleware(BodyLimit, limit=chosen.max_body_bytes)
+    app.add_middleware(KeysFirst, ring=keys)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    if chosen.cors_origins:  # outermost: its headers go on refusals too
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(chosen.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Actor", "X-Reason"],
         )
-    app.add_middleware(BodyLimit, limit=chosen.max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
 

@@ -17,14 +17,15 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cronica.errors import InvalidInputError
-from cronica.server.errors import HTTPError
+from cronica.server.errors import HTTPError, error_response
 
 READ = "read"
 WRITE = "write"
@@ -108,25 +109,72 @@ def write_key_file(path: str | Path, keys: Iterable[ApiKey]) -> None:
     target.chmod(0o600)
 
 
-def require(scope: str) -> Callable[[Request], None]:
-    """A route dependency: the request must carry a key with ``scope`` (when keys are set)."""
+def authenticate(ring: KeyRing, authorization: str, scope: str) -> ApiKey:
+    """The key in an ``Authorization`` header, if it has ``scope``; else 401 or 403."""
+    kind, _, secret = authorization.partition(" ")
+    key = ring.find(secret.strip()) if kind.lower() == "bearer" and secret else None
+    if key is None:
+        raise HTTPError(
+            401,
+            "unauthorized",
+            "send a valid API key: Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not key.allows(scope):
+        raise HTTPError(403, "forbidden", f"the key {key.name!r} lacks the {scope} scope")
+    return key
 
-    def check(request: Request) -> None:
+
+def require(scope: str) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: the request must carry a key with ``scope`` (when keys are set).
+    :class:`KeysFirst` has already checked it before the body was read; this states each
+    route's scope in the code (and in the OpenAPI document) and checks again."""
+
+    async def check(request: Request) -> None:
         ring: KeyRing = request.app.state.keys
-        if not ring:
-            return
-        header = request.headers.get("authorization", "")
-        kind, _, secret = header.partition(" ")
-        key = ring.find(secret.strip()) if kind.lower() == "bearer" and secret else None
-        if key is None:
-            raise HTTPError(
-                401,
-                "unauthorized",
-                "send a valid API key: Authorization: Bearer <key>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not key.allows(scope):
-            raise HTTPError(403, "forbidden", f"the key {key.name!r} lacks the {scope} scope")
-        request.state.actor = key.name
+        if ring:
+            key = authenticate(ring, request.headers.get("authorization", ""), scope)
+            request.state.actor = key.name
 
     return check
+
+
+OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+"""Answered without a key: load balancers' probes and the API's own description."""
+
+
+def scope_for(method: str, path: str) -> str | None:
+    """The scope a request needs (None: none)."""
+    if path in OPEN_PATHS or method == "OPTIONS":  # CORS preflights carry no credentials
+        return None
+    if method in ("GET", "HEAD"):
+        return READ
+    if path.startswith("/projections/") and path.endswith("/rebuild"):
+        return ADMIN
+    return WRITE
+
+
+class KeysFirst:
+    """ASGI middleware: check the API key before anything else, the body included, so a
+    client without a valid key gets 401 or 403 whatever it sends."""
+
+    def __init__(self, app: ASGIApp, ring: KeyRing) -> None:
+        self.app = app
+        self.ring = ring
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.ring:
+            await self.app(scope, receive, send)
+            return
+        needed = scope_for(scope["method"], scope["path"])
+        if needed is not None:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                authenticate(self.ring, headers.get("authorization", ""), needed)
+            except HTTPError as refused:
+                response = error_response(
+                    refused.status, refused.code, refused.message, refused.headers
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

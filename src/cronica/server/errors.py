@@ -163,7 +163,12 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers)
 
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error answering a request", exc_info=exc)
+        return error_response(500, "internal", "an unexpected error; the server's log has it")
+
     app.add_exception_handler(HTTPError, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(CronicaError, on_cronica_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_starlette_error)

@@ -9,13 +9,18 @@ from __future__ import annotations
 import time
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cronica.server.metrics import Metrics
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyTooLargeError(HTTPException):
+    """Raised from ``receive``: an HTTP exception, so that FastAPI, which turns other errors
+    met while reading a body into 400, passes it on untouched."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over {limit} bytes")
 
 
 class BodyLimit:
@@ -43,7 +48,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(self.limit)
             return message
 
         async def watched(message: Message) -> None:
@@ -76,6 +81,10 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods counted under their name; any other is ``other`` (labels must stay few)."""
+
+
 class RequestMetrics:
     """Count requests and time them, by method, route template and status."""
 
@@ -99,8 +108,9 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, watched)
         finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.observe_request(
-                scope["method"], _route_of(scope), status, time.perf_counter() - started
+                method, _route_of(scope), status, time.perf_counter() - started
             )
 
 

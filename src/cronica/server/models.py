@@ -96,7 +96,14 @@ class LogOut(BaseModel):
 
 class OpenAccountIn(_Body):
     owner: str = Field(min_length=1, max_length=200)
-    account_id: str | None = Field(None, alias="accountId", min_length=1, max_length=255)
+    account_id: str | None = Field(
+        None,
+        alias="accountId",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^/]+$",
+        description="the account's id (no '/': it goes in URLs); drawn if absent",
+    )
 
 
 class MoneyIn(_Body):

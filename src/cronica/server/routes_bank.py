@@ -10,6 +10,8 @@ reads its own writes. ``asOf`` and ``version`` rebuild an account from its event
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,7 +21,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cronica.audit import Audit
-from cronica.errors import ConcurrencyError, StreamNotFoundError
+from cronica.errors import AggregateTypeMismatchError, ConcurrencyError, StreamNotFoundError
 from cronica.events import format_timestamp
 from cronica.examples.bank import BankAccount
 from cronica.examples.bank_read_models import money
@@ -53,7 +55,7 @@ COMMAND_RETRIES = 5
 the account and runs again, up to this many times."""
 
 
-def audit_of(
+async def audit_of(
     request: Request,
     actor: Annotated[str | None, Header(alias="X-Actor", max_length=200)] = None,
     reason: Annotated[str | None, Header(alias="X-Reason", max_length=500)] = None,
@@ -90,10 +92,15 @@ def open_account(request: Request, body: OpenAccountIn, audit: AuditOf) -> Accou
     return AccountOpenedOut(accountId=account_id, version=done.to_version, position=done.position)
 
 
-def _run(request: Request, account_id: str, audit: Audit, command: Any) -> Response:
+async def _run(request: Request, account_id: str, audit: Audit, command: Any) -> Response:
+    """Run a command on an account: commands on one account queue on its lock here, before
+    taking a worker thread, so a burst on one hot account cannot hold every thread."""
     svc = services(request)
-    with svc.command_lock(account_id):
-        done = svc.accounts.execute(account_id, command, audit=audit, retries=COMMAND_RETRIES)
+    async with svc.command_lock(account_id):
+        with _not_an_account(account_id):
+            done = await run_in_threadpool(
+                svc.accounts.execute, account_id, command, audit=audit, retries=COMMAND_RETRIES
+            )
     assert done.position is not None
     body = {"version": done.to_version, "position": done.position}
     return Response(orjson.dumps(body), status_code=201, media_type="application/json")
@@ -106,9 +113,11 @@ def _run(request: Request, account_id: str, audit: Audit, command: Any) -> Respo
     dependencies=[Depends(require(WRITE))],
     summary="Deposit money",
 )
-def deposit(request: Request, account_id: AccountId, body: MoneyIn, audit: AuditOf) -> Response:
+async def deposit(
+    request: Request, account_id: AccountId, body: MoneyIn, audit: AuditOf
+) -> Response:
     """422 when the amount is not positive; 404 for an unknown account."""
-    return _run(request, account_id, audit, lambda a: a.deposit(body.amount))
+    return await _run(request, account_id, audit, lambda a: a.deposit(body.amount))
 
 
 @router.post(
@@ -118,9 +127,11 @@ def deposit(request: Request, account_id: AccountId, body: MoneyIn, audit: Audit
     dependencies=[Depends(require(WRITE))],
     summary="Withdraw money",
 )
-def withdraw(request: Request, account_id: AccountId, body: MoneyIn, audit: AuditOf) -> Response:
+async def withdraw(
+    request: Request, account_id: AccountId, body: MoneyIn, audit: AuditOf
+) -> Response:
     """422 ``insufficient_funds`` when the balance would go negative (nothing is written)."""
-    return _run(request, account_id, audit, lambda a: a.withdraw(body.amount))
+    return await _run(request, account_id, audit, lambda a: a.withdraw(body.amount))
 
 
 # -- queries ------------------------------------------------------------------------------------
@@ -144,11 +155,19 @@ async def get_account(
     svc = services(request)
     if as_of is not None or version is not None:
         moment = _aware(as_of)
-        past = await run_in_threadpool(svc.accounts.load, account_id, version=version, as_of=moment)
+        with _not_an_account(account_id):
+            past = await run_in_threadpool(
+                svc.accounts.load, account_id, version=version, as_of=moment
+            )
+        if version is not None and past.version < version:
+            raise HTTPError(
+                404,
+                "not_found",
+                f"account {account_id!r} has no version {version} (it is at {past.version})",
+            )
         return _account_response(past.id, past.owner, str(past.balance), past.version,
                                  "closed" if past.closed else "open")  # fmt: skip
-    if min_position:
-        await run_in_threadpool(svc.wait_for, min_position, ("accounts",))
+    await svc.wait_for(min_position, ("accounts",))
     rows = await svc.read(
         "SELECT account_id, owner, balance_cents, version, status FROM accounts"
         " WHERE account_id = ?",
@@ -181,7 +200,7 @@ def _account_response(
     dependencies=[Depends(require(READ))],
     summary="Accounts (all, or the active ones), by id, in pages",
 )
-def list_accounts(
+async def list_accounts(
     request: Request,
     active: bool = False,
     limit: Annotated[int | None, Query(ge=1)] = None,
@@ -191,9 +210,9 @@ def list_accounts(
     """``active=true``: the accounts with a balance above zero (``active_accounts``)."""
     svc = services(request)
     view = "active_accounts" if active else "accounts"
-    svc.wait_for(min_position, (view,))
+    await svc.wait_for(min_position, (view,))
     size = clamp(limit)
-    rows = svc.read_models.query(
+    rows = await svc.read(
         f"SELECT account_id, owner, balance_cents FROM {view} WHERE account_id > ?"
         " ORDER BY account_id LIMIT ?",
         [after or "", size + 1],
@@ -203,6 +222,15 @@ def list_accounts(
         accounts=[AccountSummaryOut(accountId=a, owner=o, balance=money(b)) for a, o, b in page],
         next=page[-1][0] if len(rows) > size else None,
     )
+
+
+@contextmanager
+def _not_an_account(account_id: str) -> Iterator[None]:
+    """A stream of another aggregate type is no account: 404, as for a missing one."""
+    try:
+        yield
+    except AggregateTypeMismatchError:
+        raise HTTPError(404, "not_found", f"account {account_id!r} does not exist") from None
 
 
 def _require_account(request: Request, account_id: str) -> None:
@@ -220,18 +248,18 @@ def _require_account(request: Request, account_id: str) -> None:
     dependencies=[Depends(require(READ))],
     summary="An account's movements (read model), in log order, in pages",
 )
-def list_transactions(
+async def list_transactions(
     request: Request,
     account_id: AccountId,
     limit: Annotated[int | None, Query(ge=1)] = None,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="the last page's next")] = 0,
     min_position: MinPosition = None,
 ) -> TransactionsOut:
-    _require_account(request, account_id)
     svc = services(request)
-    svc.wait_for(min_position, ("transactions",))
+    await svc.call(lambda: _require_account(request, account_id))
+    await svc.wait_for(min_position, ("transactions",))
     size = clamp(limit)
-    rows = svc.read_models.query(
+    rows = await svc.read(
         "SELECT event_id, type, direction, amount_cents, timestamp, position, counterparty"
         " FROM transactions WHERE account_id = ? AND position > ? ORDER BY position LIMIT ?",
         [account_id, after, size + 1],
@@ -285,12 +313,17 @@ def audit_trail(
                 position=e.position,
                 timestamp=format_timestamp(e.timestamp),
                 data=e.data,
-                actor=e.metadata.get("actor"),
-                reason=e.metadata.get("reason"),
-                commandId=e.metadata.get("commandId"),
-                correlationId=e.metadata.get("correlationId"),
-                causationId=e.metadata.get("causationId"),
+                actor=_text(e.metadata.get("actor")),
+                reason=_text(e.metadata.get("reason")),
+                commandId=_text(e.metadata.get("commandId")),
+                correlationId=_text(e.metadata.get("correlationId")),
+                causationId=_text(e.metadata.get("causationId")),
             )
             for e in events
         ],
     )
+
+
+def _text(value: object) -> str | None:
+    """A metadata value as text (events appended through the store API may carry anything)."""
+    return None if value is None else value if isinstance(value, str) else str(value)

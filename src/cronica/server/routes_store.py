@@ -9,6 +9,7 @@ reads.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -22,8 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from cronica import cloudevents
 from cronica.errors import EventTooLargeError, InvalidInputError, StreamNotFoundError
-from cronica.events import NewEvent, RecordedEvent
+from cronica.events import MAX_POSITION, AppendResult, NewEvent, RecordedEvent
 from cronica.server.auth import READ, WRITE, require
+from cronica.server.errors import HTTPError
 from cronica.server.models import ERROR_RESPONSES, AppendIn, AppendOut, LogOut, StreamOut
 from cronica.server.services import Services
 
@@ -109,7 +111,16 @@ def _parse_append(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
     new = [NewEvent(e.event_type, e.data, e.metadata, e.event_id) for e in request.events]
-    return new, request.expected_version, request.aggregate_type
+    expected_version: Any = request.expected_version
+    if expected is not None:
+        from_query = _expected_from_query(expected)
+        if "expected_version" in request.model_fields_set and from_query != expected_version:
+            raise InvalidInputError(
+                f"expectedVersion is {expected_version!r} in the body and {from_query!r} in the"
+                " query string"
+            )
+        expected_version = from_query
+    return new, expected_version, request.aggregate_type
 
 
 def binary_cloudevent(headers: Mapping[str, str], data: Any, content_type: str) -> dict[str, Any]:
@@ -126,7 +137,12 @@ def binary_cloudevent(headers: Mapping[str, str], data: Any, content_type: str) 
 def _expected_from_query(expected: str | None) -> Any:
     if expected is None:
         return "any"
-    return int(expected) if expected.isdigit() else expected
+    return int(expected) if _is_number(expected) else expected
+
+
+def _is_number(text: str) -> bool:
+    """Plain ASCII digits, at most 19 of them (``"²".isdigit()`` is true, ``int("²")`` fails)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
 
 
 def _aggregate_type_of(batch: list[Any]) -> str | None:
@@ -168,8 +184,9 @@ async def append(
         for new in events:
             if new.size > limit:
                 raise EventTooLargeError(new.size, limit)
+    events = [_with_actor(new, request) for new in events]
     result = await run_in_threadpool(
-        svc.store.append, aggregate_id, events, expected, aggregate_type
+        _append_unowned, svc, aggregate_id, events, expected, aggregate_type
     )
     return AppendOut(
         aggregateId=aggregate_id,
@@ -177,6 +194,44 @@ async def append(
         toVersion=result.to_version,
         position=result.position,
     )
+
+
+def _with_actor(event: NewEvent, request: Request) -> NewEvent:
+    """The event with the sender as its ``actor``: the API key's name when keys are in use
+    (whatever the metadata claims), else the metadata's own, the ``X-Actor`` header, or
+    ``anonymous``."""
+    keyed = getattr(request.state, "actor", None)
+    claimed = event.metadata.get("actor")
+    actor = keyed or claimed or request.headers.get("x-actor") or "anonymous"
+    if actor == claimed:
+        return event
+    metadata = {**event.metadata, "actor": actor}
+    return NewEvent(event.event_type, event.data, metadata, event.event_id)
+
+
+def _append_unowned(
+    svc: Services,
+    aggregate_id: str,
+    events: list[NewEvent],
+    expected: Any,
+    aggregate_type: str | None,
+) -> AppendResult:
+    """Append through the store API, but not to the streams a service of this server owns
+    (the bank's accounts): those change only through their commands, which keep their rules."""
+    owned = svc.owned_aggregate_types
+    kind = aggregate_type
+    if kind is None:
+        try:
+            kind = svc.store.stream_info(aggregate_id).aggregate_type
+        except StreamNotFoundError:
+            kind = None
+    if kind in owned:
+        raise HTTPError(
+            409,
+            "owned_by_service",
+            f"stream {aggregate_id!r} is a {kind}: change it through the service's commands",
+        )
+    return svc.store.append(aggregate_id, events, expected, aggregate_type)
 
 
 @router.get(
@@ -267,8 +322,8 @@ async def follow_log(
     """The log from ``after`` on, then each new event as it commits: one SSE message per event
     (``id`` is its position, ``event`` its type, ``data`` its envelope). A reconnecting client
     sends ``Last-Event-ID`` and resumes after it."""
-    if last_event_id is not None and last_event_id.isdigit():
-        after = max(after, int(last_event_id))
+    if last_event_id is not None and _is_number(last_event_id):
+        after = max(after, min(int(last_event_id), MAX_POSITION))
     # Check the filters now, so bad ones get a 422 rather than a broken stream.
     store = services(request).store
     store.read_all(after=after, limit=0, event_types=event_type, aggregate_types=aggregate_type)
@@ -292,6 +347,8 @@ async def _live(
     types = set(event_types) if event_types else None
     aggregates = set(aggregate_types) if aggregate_types else None
     yield b": following the log\n\n"
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
     while not await request.is_disconnected():
         events = await aio.read_all(after=after, limit=LIVE_PAGE)
         for event in events:
@@ -299,11 +356,16 @@ async def _live(
                 aggregates is None or event.aggregate_type in aggregates
             ):
                 yield sse_message(event)
+                last_sent = loop.time()
+        if loop.time() - last_sent >= KEEP_ALIVE_SECONDS:
+            # Nothing sent for a while (only events the filters leave out, or none at all):
+            # a comment keeps proxies from closing the connection as idle.
+            yield b": keep-alive\n\n"
+            last_sent = loop.time()
         if events:
             after = events[-1].position
             continue
-        if not await aio.wait_for_events(after, KEEP_ALIVE_SECONDS):
-            yield b": keep-alive\n\n"
+        await aio.wait_for_events(after, KEEP_ALIVE_SECONDS)
 
 
 def sse_message(event: RecordedEvent) -> bytes:

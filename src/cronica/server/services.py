@@ -6,9 +6,10 @@ The routes are thin: they turn HTTP into these library calls and the results bac
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +26,8 @@ from cronica.server.settings import ServerSettings
 from cronica.store.base import EventStore
 
 log = logging.getLogger("cronica.server")
+
+T = TypeVar("T")
 
 BANK_PROJECTIONS = ("accounts", "transactions", "active_accounts")
 COMMAND_LOCK_STRIPES = 256
@@ -52,14 +55,18 @@ class Services:
             self.projector = Projector(self.store, bank_projections(), self.read_models)
             self.catalog = Catalog(self.read_models)
         except BaseException:
+            if hasattr(self, "read_models"):
+                self.read_models.close()
             if self._owns_store:
                 self.store.close()
             raise
         self.aio = AsyncEventStore(self.store)
+        self.owned_aggregate_types = frozenset({BankAccount.aggregate_type})
+        """Stream types the store API may not append to: their service's commands own them."""
         self.running_projector = False
-        self._command_locks = [threading.Lock() for _ in range(COMMAND_LOCK_STRIPES)]
+        self._command_locks = [asyncio.Lock() for _ in range(COMMAND_LOCK_STRIPES)]
 
-    def command_lock(self, aggregate_id: str) -> threading.Lock:
+    def command_lock(self, aggregate_id: str) -> asyncio.Lock:
         """The lock that commands on ``aggregate_id`` take in this process: concurrent commands
         on one account queue up here instead of failing on each other's writes (replicas in
         other processes still meet as concurrency conflicts, and the command retries)."""
@@ -71,11 +78,16 @@ class Services:
             self.running_projector = True
 
     def close(self) -> None:
-        self.aio.shutdown()
-        self.projector.close()
-        self.read_models.close()
-        if self._owns_store:
-            self.store.close()
+        """Stop the projector, then close the read models and the store, whatever fails."""
+        try:
+            self.aio.shutdown()
+            self.projector.close()
+        finally:
+            try:
+                self.read_models.close()
+            finally:
+                if self._owns_store:
+                    self.store.close()
 
     async def read(self, sql: str, params: list[Any]) -> list[Row]:
         """A read-model query from async code: SQLite answers from memory or the page cache
@@ -87,30 +99,57 @@ class Services:
 
     # -- read-your-writes ----------------------------------------------------------------------
 
-    def wait_for(self, position: int | None, names: tuple[str, ...]) -> None:
-        """Wait (bounded) until the read models ``names`` have reached ``position``; 503
-        ``read_model_behind`` if they do not in time, 422 if no event has that position yet
-        (a position no command has answered with)."""
+    async def wait_for(self, position: int | None, names: tuple[str, ...]) -> None:
+        """Wait (bounded, without holding a thread) until the read models ``names`` have
+        reached ``position``. 422 at once when no event has that position yet (no command
+        answered with it); 503 ``read_model_behind`` if they do not reach it in time, or at once
+        when one of them has failed before it."""
         if position is None or position <= 0:
             return
-        timeout = self.settings.min_position_timeout
-        if self.running_projector:
-            reached = self.projector.wait_for(position, timeout, list(names))
-        else:
-            reached = self.catalog.wait_for(position, timeout, list(names))
-        if not reached:
-            head = self.store.head_position()
-            if position > head:
-                raise HTTPError(
-                    422,
-                    "invalid_input",
-                    f"minPosition {position} is beyond the end of the log (position {head})",
-                )
+        head = await self.call(self.store.head_position)
+        if position > head:
             raise HTTPError(
-                503,
-                "read_model_behind",
-                f"the read models {', '.join(names)} have not reached position {position}"
-                f" within {timeout:g} s",
-                headers={"Retry-After": "1"},
-                minPosition=position,
+                422,
+                "invalid_input",
+                f"minPosition {position} is beyond the end of the log (position {head})",
             )
+        timeout = self.settings.min_position_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        sql = (
+            "SELECT name, position, state, error FROM cronica_projections"
+            f" WHERE name IN ({', '.join('?' * len(names))})"
+        )
+        step = 0.001
+        while True:
+            rows = await self.read(sql, list(names))
+            if len(rows) == len(names) and all(at >= position for _, at, _, _ in rows):
+                return
+            failed = [(name, error) for name, at, state, error in rows if state == "failed"]
+            if failed:
+                raise HTTPError(
+                    503,
+                    "read_model_behind",
+                    f"projection {failed[0][0]} has failed before position {position}:"
+                    f" {failed[0][1]}",
+                    minPosition=position,
+                )
+            left = deadline - loop.time()
+            if left <= 0:
+                raise HTTPError(
+                    503,
+                    "read_model_behind",
+                    f"the read models {', '.join(names)} have not reached position {position}"
+                    f" within {timeout:g} s",
+                    headers={"Retry-After": "1"},
+                    minPosition=position,
+                )
+            await asyncio.sleep(min(step, left))
+            step = min(step * 2, 0.01)
+
+    async def call(self, function: Callable[[], T]) -> T:
+        """A quick store call from async code: on the event loop for SQLite (microseconds),
+        in the thread pool for PostgreSQL (a network round trip)."""
+        if self.store.backend_name in ("sqlite", "memory"):
+            return function()
+        return await run_in_threadpool(function)

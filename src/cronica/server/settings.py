@@ -15,8 +15,9 @@ class ServerSettings:
     - ``read_models``: where the read models live; ``None``: in the store's own database.
     - ``run_projector``: run the projector in this process (``cronica serve``); off when
       ``cronica worker`` processes run it.
-    - ``api_keys``: hashed API keys (see :mod:`cronica.server.auth`); required when the server
-      listens on anything but the loopback interface.
+    - ``api_keys_file``: a key file (``cronica keys create``): every route but ``/health`` then
+      needs one of its keys (see :mod:`cronica.server.auth`). ``cronica serve`` refuses to
+      listen beyond the loopback interface without one.
     - ``max_body_bytes``: the largest request body; larger ones get 413.
     - ``cors_origins``: origins allowed to call the API from a browser (none by default).
     - ``min_position_timeout``: how long a query with ``minPosition`` waits for the read model.
@@ -25,7 +26,7 @@ class ServerSettings:
     store: str = DEFAULT_STORE
     read_models: str | None = None
     run_projector: bool = True
-    api_keys: tuple[str, ...] = ()
+    api_keys_file: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     min_position_timeout: float = 5.0
