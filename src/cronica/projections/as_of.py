@@ -36,9 +36,11 @@ def projection_as_of(
     >>> import cronica
     >>> from cronica.examples.bank_read_models import AccountsProjection
     >>> store = cronica.connect("memory://")
-    >>> _ = store.append("a", [cronica.NewEvent("AccountCreated", {"owner": "Ana"})])
-    >>> first = store.append("a", [cronica.NewEvent("DepositMade", {"amount": "10.00"})]).position
-    >>> _ = store.append("a", [cronica.NewEvent("DepositMade", {"amount": "5.00"})])
+    >>> def account(*events):  # the bank's projections read BankAccount streams
+    ...     return store.append("a", list(events), aggregate_type="BankAccount").position
+    >>> _ = account(cronica.NewEvent("AccountCreated", {"owner": "Ana"}))
+    >>> first = account(cronica.NewEvent("DepositMade", {"amount": "10.00"}))
+    >>> _ = account(cronica.NewEvent("DepositMade", {"amount": "5.00"}))
     >>> with projection_as_of(store, AccountsProjection(), position=first) as past:
     ...     past.query("SELECT balance_cents FROM accounts")
     [(1000,)]

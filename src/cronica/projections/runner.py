@@ -78,7 +78,8 @@ class Projector:
     >>> import cronica
     >>> from cronica.examples.bank_read_models import bank_projections
     >>> store = cronica.connect("memory://")
-    >>> _ = store.append("acc-1", [cronica.NewEvent("AccountCreated", {"owner": "Juan"})])
+    >>> created = cronica.NewEvent("AccountCreated", {"owner": "Juan"})
+    >>> _ = store.append("acc-1", [created], aggregate_type="BankAccount")
     >>> projector = Projector(store, bank_projections())
     >>> projector.run_until_caught_up()
     1
