@@ -1,7 +1,7 @@
 """Benchmark the HTTP service under load from a separate process, on SQLite and PostgreSQL.
 
     python benchmarks/bench_http.py [--backend sqlite|postgresql|all] [--runs 3]
-                                    [--seconds 10] [--quick] [--json PATH]
+                                    [--seconds 10] [--workers 1] [--quick] [--json PATH]
 
 Each run starts ``cronica serve`` (API and projector in one process) on a fresh store, and a
 load generator in another process (asyncio + aiohttp, 32 connections) that:
@@ -194,13 +194,13 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the server did not come up")
 
 
-def one_run(factory: SiteFactory, backend: str, seconds: float) -> dict[str, Any]:
+def one_run(factory: SiteFactory, backend: str, seconds: float, workers: int) -> dict[str, Any]:
     with factory.fresh(backend, "http") as site:  # type: ignore[arg-type]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
             [sys.executable, "-m", "cronica", "serve", "--store", store_url(site),
-             "--port", str(port), "--log-level", "warning"],
+             "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
             cwd=factory.tmp_dir,
         )  # fmt: skip
         try:
@@ -259,6 +259,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="Per phase (default 10).")
     parser.add_argument("--quick", action="store_true", help="One run, 3 s per phase.")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="API processes (cronica serve --workers)."
+    )
     parser.add_argument("--load", metavar="BASE_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 10.0)
@@ -271,14 +274,15 @@ def main() -> None:
     backends = ["sqlite", "postgresql"] if args.backend == "all" else [args.backend]
     info = environment.conditions(
         quick=args.quick, runs=runs, sizes={"accounts": ACCOUNTS, "connections": CONNECTIONS,
-        "seconds": seconds}, backend=args.backend, postgres=POSTGRES, tmp_dir=factory.tmp_dir,
+        "seconds": seconds, "workers": args.workers}, backend=args.backend, postgres=POSTGRES,
+        tmp_dir=factory.tmp_dir,
     )  # fmt: skip
     results: dict[str, Any] = {}
     try:
         for backend in backends:
             done = []
             for run in range(runs):
-                result = one_run(factory, backend, seconds)
+                result = one_run(factory, backend, seconds, args.workers)
                 c, h, r = result["commands"], result["commands_half_rate"], result["reads"]
                 console.print(
                     f"{backend} run {run + 1}: health {result['health']['rate']:,.0f}/s;"

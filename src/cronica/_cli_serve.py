@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import signal
 import socket
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -90,6 +91,12 @@ def serve(
         float,
         typer.Option(min=0.0, help="Seconds a query with minPosition waits for the read model."),
     ] = 5.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="API processes sharing the port (the projector runs in one)."
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve the bank service and the store API over HTTP (see docs/http-api.md).
@@ -100,8 +107,10 @@ def serve(
     then stops the projector and closes the store."""
     try:
         import uvicorn
+        from uvicorn.supervisors import Multiprocess
 
         from cronica.server import ServerSettings, create_app
+        from cronica.server.app import SETTINGS_VARIABLE, settings_to_json
         from cronica.server.auth import KeyRing
     except ImportError as exc:
         raise InvalidInputError(
@@ -118,26 +127,35 @@ def serve(
         store=store_url,
         read_models=read_models_url,
         run_projector=projector,
+        api_keys_file=None if api_keys is None else str(api_keys.resolve()),
         max_body_bytes=max_body_bytes,
         cors_origins=tuple(cors_origin or ()),
         min_position_timeout=min_position_timeout,
     )
-    application = create_app(settings, keys=keys)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": 10,
+        "access_log": log_level == "debug",
+    }
+    # Bound here, so a port in use is one line of error before anything starts.
+    listening = _listen(host, port)
     # uvicorn drains on SIGTERM/SIGINT, then raises the signal again for the handler that was
     # there before it: with this one, a clean stop ends the process with status 0.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _stopped)
+    if workers == 1:
+        config = uvicorn.Config(create_app(settings), **options)
+        uvicorn.Server(config).run(sockets=[listening])
+        return
+    # Several processes share the socket; each builds its app from the settings passed
+    # through the environment (uvicorn starts workers from an import string).
+    os.environ[SETTINGS_VARIABLE] = settings_to_json(settings)
     config = uvicorn.Config(
-        application,
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=10,
-        access_log=log_level == "debug",
+        "cronica.server.app:app_from_environment", factory=True, workers=workers, **options
     )
-    # Bound here, so a port in use is one line of error before anything starts.
-    listening = _listen(host, port)
-    uvicorn.Server(config).run(sockets=[listening])
+    Multiprocess(config, sockets=[listening]).run()
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -8,6 +8,9 @@ Run it with ``cronica serve`` (uvicorn), or any ASGI server.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -85,6 +88,21 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "X-Actor", "X-Reason"],
         )
     return app
+
+
+SETTINGS_VARIABLE = "CRONICA_SERVER_SETTINGS"
+"""How ``cronica serve --workers N`` hands its settings to the worker processes."""
+
+
+def settings_to_json(settings: ServerSettings) -> str:
+    return json.dumps(dataclasses.asdict(settings))
+
+
+def app_from_environment() -> FastAPI:
+    """The application for the settings in ``CRONICA_SERVER_SETTINGS`` (a uvicorn factory)."""
+    fields = json.loads(os.environ[SETTINGS_VARIABLE])
+    fields["cors_origins"] = tuple(fields.get("cors_origins") or ())
+    return create_app(ServerSettings(**fields))
 
 
 def _store_and_read_models(app: FastAPI) -> tuple[EventStore, ReadModelDatabase] | None:
