@@ -115,6 +115,22 @@ def test_serve_with_no_arguments_tells_the_seeds_story_on_cronica_db(
         assert store.stream_info("juan").version == 3
 
 
+def test_several_api_processes_share_the_port_and_one_projector(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve("--store", f"sqlite:///{tmp_path / 'workers.db'}", "--workers", "2")
+    with httpx.Client(base_url=server.base) as http:
+        for i in range(20):  # spread over both processes by the kernel
+            made = http.post("/accounts", json={"owner": "O", "accountId": f"acc-{i}"})
+            assert made.status_code == 201
+        last = made.json()["position"]
+        page = http.get("/accounts", params={"minPosition": last, "limit": 100}).json()
+        assert len(page["accounts"]) == 20
+        runners = {p["runner"] for p in http.get("/projections").json()["projections"]}
+        assert len(runners) == 1  # one process holds the projections' leases
+    assert server.stop() == 0
+
+
 def test_serve_refuses_another_address_without_api_keys(tmp_path: Path) -> None:
     done = subprocess.run(
         [*CLI, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
