@@ -499,6 +499,11 @@ def test_the_audit_trail_says_who_what_when_and_why(client: TestClient) -> None:
     assert all(e["timestamp"] and e["commandId"] for e in trail)
     assert trail[1]["data"] == {"amount": "5.00"}
     assert client.get("/accounts/nobody/events").status_code == 404
+    # minPosition works on every bank query; the audit trail reads the store, never behind.
+    last = trail[-1]["position"]
+    assert client.get("/accounts/ana/events", params={"minPosition": last}).status_code == 200
+    past = client.get("/accounts/ana/events", params={"minPosition": last + 10**6})
+    assert past.status_code == 422
 
 
 def test_min_position_not_reached_in_time_is_503_and_past_the_log_is_422(
@@ -538,6 +543,7 @@ def test_projections_status_and_rebuild(client: TestClient) -> None:
     listing = client.get("/projections").json()
     names = [p["name"] for p in listing["projections"]]
     assert names == ["accounts", "active_accounts", "transactions"]
+    assert all(p["status"] == p["state"] for p in listing["projections"])  # DESIGN's name
     assert listing["head"] >= position
     assert all(p["lag"] >= 0 and p["state"] for p in listing["projections"])
     assert client.post("/projections/accounts/rebuild").status_code == 202

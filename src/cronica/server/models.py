@@ -184,6 +184,7 @@ class AuditTrailOut(BaseModel):
 
 class ProjectionOut(BaseModel):
     name: str
+    status: str = Field(description="the contract's name for state")
     state: str
     position: int
     lag: int

@@ -298,11 +298,19 @@ def audit_trail(
     account_id: AccountId,
     from_version: Annotated[int, Query(alias="fromVersion", ge=1, le=2**31 - 1)] = 1,
     limit: Annotated[int | None, Query(ge=1)] = None,
+    min_position: MinPosition = None,
 ) -> AuditTrailOut:
+    """Read from the store itself, which is never behind: ``minPosition`` is only checked
+    (422 past the end of the log)."""
+    svc = services(request)
+    if min_position is not None and min_position > (head := svc.store.head_position()):
+        raise HTTPError(
+            422,
+            "invalid_input",
+            f"minPosition {min_position} is beyond the end of the log (position {head})",
+        )
     _require_account(request, account_id)
-    events = services(request).store.read_stream(
-        account_id, from_version=from_version, limit=clamp(limit)
-    )
+    events = svc.store.read_stream(account_id, from_version=from_version, limit=clamp(limit))
     return AuditTrailOut(
         accountId=account_id,
         events=[

@@ -36,6 +36,7 @@ def list_projections(request: Request) -> ProjectionsOut:
         projections=[
             ProjectionOut(
                 name=s.name,
+                status=s.state,
                 state=s.state,
                 position=s.position,
                 lag=s.lag_events,
