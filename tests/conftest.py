@@ -46,13 +46,37 @@ def require_postgres() -> None:
     problem = postgres_available()
     if problem is None:
         return
-    message = (
+    _skip_or_fail(
+        "PostgreSQL",
         f"PostgreSQL is not reachable at {POSTGRES_URL} ({problem}). Start it, or point "
-        "CRONICA_TEST_POSTGRES_URL at a server (database 'test', user 'postgres', trust auth)."
+        "CRONICA_TEST_POSTGRES_URL at a server (database 'test', user 'postgres', trust auth).",
     )
+
+
+def _skip_or_fail(service: str, message: str) -> None:
+    """A server the test needs is missing: fail in CI, skip (saying how to fix it) elsewhere."""
     if os.environ.get("CI"):
-        pytest.fail(f"CI requires PostgreSQL: {message}", pytrace=False)
+        pytest.fail(f"CI requires {service}: {message}", pytrace=False)
     pytest.skip(message)
+
+
+REDIS_URL = os.environ.get("CRONICA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis() -> None:
+    """Skip (outside CI) or fail (in CI) when Redis cannot be reached."""
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+        return
+    except Exception as exc:  # any failure means: not usable here
+        problem = f"{type(exc).__name__}: {exc}"
+    _skip_or_fail(
+        "Redis",
+        f"Redis is not reachable at {REDIS_URL} ({problem}). Start it, or point "
+        "CRONICA_TEST_REDIS_URL at a server.",
+    )
 
 
 def drop_schema(schema: str) -> None:

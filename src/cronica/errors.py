@@ -25,8 +25,10 @@
     ├── LeaseLostError                 another runner took over a projection mid-batch
     └── StoreError                     the backend failed (connection lost, disk full, ...)
         ├── StoreUnavailableError      the backend cannot be reached
-        └── ReadModelError             a read-model database failed (SQL error, lost connection)
-            └── ReadModelUnavailableError  the read-model database cannot be reached
+        ├── ReadModelError             a read-model database failed (SQL error, lost connection)
+        │   └── ReadModelUnavailableError  the read-model database cannot be reached
+        └── BusError                   the event bus (Redis, ...) failed or refused
+            └── BusUnavailableError    the event bus cannot be reached
 
 Database driver errors are translated at the backend edge and never reach callers untranslated;
 the original exception is kept as ``__cause__``.
@@ -161,6 +163,14 @@ class ReadModelError(StoreError):
 
 class ReadModelUnavailableError(ReadModelError):
     """The read-model database cannot be reached; retrying later may work."""
+
+
+class BusError(StoreError):
+    """The event bus failed or refused a message."""
+
+
+class BusUnavailableError(BusError):
+    """The event bus cannot be reached; the relay retries with backoff."""
 
 
 class ProjectionNotFoundError(CronicaError, LookupError):

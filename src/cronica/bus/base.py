@@ -1,0 +1,44 @@
+"""The event bus port: where the relay publishes the global log (seed 1.5.3, 1.6.5).
+
+Command handlers never publish: the relay (:mod:`cronica.relay`) follows the store's global log
+from its checkpoint and hands the events to a bus, in log order, and moves its checkpoint only
+after the bus has acknowledged them (an outbox by design, no dual write).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from cronica.events import RecordedEvent
+
+
+class EventBus(abc.ABC):
+    """A broker the relay publishes to."""
+
+    name: str = "bus"
+    """What the relay's checkpoint is called after (one checkpoint per bus and stream)."""
+
+    @abc.abstractmethod
+    def publish(self, events: Sequence[RecordedEvent]) -> int:
+        """Publish ``events`` (in position order) and return once the broker has acknowledged
+        every one; return how many were new to it. An event the broker already holds (the
+        relay crashed between the broker's acknowledgement and its checkpoint) is not added
+        again. Raises ``BusUnavailableError`` when the broker cannot be reached (the relay
+        retries) and ``BusError`` when it refuses; some of the events may then be published."""
+
+    def close(self) -> None:  # noqa: B027 (a bus without connections has nothing to do)
+        """Release connections."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,168 @@
+"""The relay: the global log, from a checkpoint, onto an event bus (seed 1.5.3, 1.6.5).
+
+Command handlers only append to the store. The relay reads the log in position order, publishes
+each page to the bus, and moves its checkpoint once the bus has acknowledged the page, so:
+
+- an event the store acknowledged reaches the bus, however long the bus was away: while it is
+  down the store keeps taking writes and the relay retries with a backoff that grows to 5 s;
+- a relay that crashes between the bus's acknowledgement and its checkpoint publishes that page
+  again; buses that can tell (Redis Streams, by entry id) keep one copy, others deliver a
+  duplicate that consumers drop by event id.
+
+The checkpoint lives in a table ``cronica_relays`` in the read-model database (by default the
+store's own database), one row per bus.
+
+>>> import cronica
+>>> from cronica.bus.memory import MemoryBus
+>>> store = cronica.connect("memory://")
+>>> _ = store.append("acc-1", [cronica.NewEvent("AccountCreated", {"owner": "Ana"})])
+>>> bus = MemoryBus()
+>>> with Relay(store, bus) as relay:
+...     relay.run_until_caught_up()
+1
+>>> [e.event_type for e in bus.events]
+['AccountCreated']
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+from typing import Self
+
+from cronica.bus.base import EventBus
+from cronica.errors import BusUnavailableError, InvalidInputError, StoreError
+from cronica.readmodels import read_models_for
+from cronica.readmodels.base import ReadModelDatabase
+from cronica.store.base import EventStore
+
+log = logging.getLogger("cronica.relay")
+
+RELAYS_DDL = """CREATE TABLE IF NOT EXISTS cronica_relays (
+    name       TEXT PRIMARY KEY,
+    position   BIGINT NOT NULL,
+    published  BIGINT NOT NULL
+)"""
+
+
+class Relay:
+    """Follows ``store``'s global log and publishes it to ``bus``."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        bus: EventBus,
+        checkpoints: ReadModelDatabase | None = None,
+        *,
+        batch_size: int = 1000,
+        idle_wait: float = 1.0,
+    ) -> None:
+        if batch_size < 1:
+            raise InvalidInputError("batch_size must be at least 1")
+        self.store = store
+        self.bus = bus
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self._owns_checkpoints = checkpoints is None
+        self.checkpoints = checkpoints if checkpoints is not None else read_models_for(store)
+        with self.checkpoints.transaction() as tx:
+            tx.execute(RELAYS_DDL)
+            tx.execute(
+                "INSERT INTO cronica_relays (name, position, published) VALUES (?, 0, 0)"
+                " ON CONFLICT (name) DO NOTHING",
+                [bus.name],
+            )
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: BaseException | None = None
+
+    @property
+    def position(self) -> int:
+        """The checkpoint: every event up to it has been published."""
+        rows = self.checkpoints.query(
+            "SELECT position FROM cronica_relays WHERE name = ?", [self.bus.name]
+        )
+        return int(rows[0][0])
+
+    def lag(self) -> int:
+        """Events in the log that the bus has not had yet."""
+        return self.store.count_events(after=self.position)
+
+    def run_once(self) -> int:
+        """Publish one page of the log after the checkpoint; return how many events it held."""
+        after = self.position
+        events = self.store.read_all(after=after, limit=self.batch_size)
+        if not events:
+            return 0
+        added = self.bus.publish(events)
+        with self.checkpoints.transaction() as tx:
+            changed = tx.execute(
+                "UPDATE cronica_relays SET position = ?, published = published + ?"
+                " WHERE name = ? AND position = ?",
+                [events[-1].position, added, self.bus.name, after],
+            )
+        if changed != 1:  # another relay moved it meanwhile: the next page starts afresh
+            log.warning("relay %s: the checkpoint moved under this relay", self.bus.name)
+        return len(events)
+
+    def run_until_caught_up(self) -> int:
+        """Publish pages until the log's end; return the events read."""
+        total = 0
+        while read := self.run_once():
+            total += read
+        return total
+
+    def run_forever(self) -> None:
+        """Publish until :meth:`stop`, waiting for new events between pages; a bus or store
+        that cannot be reached is retried after a pause that grows to 5 s."""
+        pause = 0.1
+        while not self._stopping.is_set():
+            try:
+                read = self.run_once()
+                pause = 0.1
+            except StoreError as exc:  # BusError is one
+                self.last_error = exc
+                level = logging.WARNING if isinstance(exc, BusUnavailableError) else logging.ERROR
+                log.log(level, "relay %s: %s (retrying in %.1f s)", self.bus.name, exc, pause)
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            if read == 0 and not self._stopping.is_set():
+                try:
+                    self.store.wait_for_events(self.position, self.idle_wait)
+                except StoreError:
+                    self._stopping.wait(self.idle_wait)
+
+    def start(self) -> Relay:
+        """Run in a background thread (a daemon) until :meth:`stop`."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self.run_forever, name="cronica-relay")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self.store.interrupt_waiters()
+            self._thread.join(timeout)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop, and close the checkpoint database if this relay opened it."""
+        self.stop()
+        if self._owns_checkpoints:
+            self.checkpoints.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

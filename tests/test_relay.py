@@ -1,0 +1,193 @@
+"""The relay onto Redis Streams (the real Redis at 127.0.0.1:6379): every event once, in order,
+through relay crashes and a broker outage."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from cronica import EventStore, NewEvent, RecordedEvent
+from cronica.bus.memory import MemoryBus
+from cronica.bus.redis_streams import RedisStreamsBus
+from cronica.errors import BusUnavailableError
+from cronica.relay import Relay
+from tests.conftest import REDIS_URL, require_postgres, require_redis
+
+
+def append_many(store: EventStore, count: int, stream: str = "acc-1") -> list[int]:
+    return [
+        store.append(stream, [NewEvent("DepositMade", {"amount": f"{n}.00"})]).position
+        for n in range(1, count + 1)
+    ]
+
+
+@pytest.fixture
+def stream_key() -> Iterator[str]:
+    """A fresh Redis stream (the test needs Redis), deleted afterwards."""
+    require_redis()
+    key = f"cronica-test:{uuid.uuid4().hex}"
+    yield key
+    redis.Redis.from_url(REDIS_URL).delete(key)
+
+
+def entries(key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    found: Any = redis.Redis.from_url(REDIS_URL).xrange(key)
+    return list(found)
+
+
+def test_every_event_reaches_the_stream_with_its_envelope(
+    store: EventStore, stream_key: str
+) -> None:
+    positions = append_many(store, 25)
+    with (
+        RedisStreamsBus(REDIS_URL, stream=stream_key) as bus,
+        Relay(store, bus, batch_size=10) as relay,
+    ):
+        assert relay.lag() == 25
+        assert relay.run_until_caught_up() == 25
+        assert relay.position == positions[-1]
+        assert relay.lag() == 0
+        assert bus.last_position() == positions[-1]
+    got = entries(stream_key)
+    assert [entry_id for entry_id, _ in got] == [f"{p}-0".encode() for p in positions]
+    _, fields = got[0]
+    assert set(fields) == {b"eventId", b"eventType", b"aggregateId", b"position", b"envelope"}
+    envelope = RecordedEvent.from_json(fields[b"envelope"])
+    assert (envelope.event_type, envelope.data, envelope.position) == (
+        "DepositMade",
+        {"amount": "1.00"},
+        positions[0],
+    )
+    assert fields[b"eventId"].decode() == str(envelope.event_id)
+    assert int(fields[b"position"]) == positions[0]
+
+
+def test_a_relay_that_crashed_before_its_checkpoint_adds_no_duplicates(
+    store: EventStore, stream_key: str
+) -> None:
+    append_many(store, 30)
+    with RedisStreamsBus(REDIS_URL, stream=stream_key) as bus:
+        # The crashed relay had published the first 20, and its checkpoint stayed at 0.
+        assert bus.publish(store.read_all(limit=20)) == 20
+        with Relay(store, bus, batch_size=7) as relay:
+            relay.run_until_caught_up()
+            published = relay.checkpoints.query(
+                "SELECT published FROM cronica_relays WHERE name = ?", [bus.name]
+            )
+    assert published == [(10,)]  # only the 10 the stream did not hold yet
+    ids = [entry_id for entry_id, _ in entries(stream_key)]
+    assert len(ids) == len(set(ids)) == 30
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_checkpoint_survives_a_restart(
+    backend: str, make_store: Callable[..., EventStore]
+) -> None:
+    if backend == "postgresql":
+        require_postgres()
+    store = make_store(backend)
+    append_many(store, 5)
+    with Relay(store, MemoryBus()) as first:
+        assert first.run_until_caught_up() == 5
+    append_many(store, 3, stream="acc-2")
+    again = MemoryBus()  # the same name: the same checkpoint, in the store's database
+    with Relay(store, again) as second:
+        assert second.run_until_caught_up() == 3
+    assert [e.aggregate_id for e in again.events] == ["acc-2"] * 3
+
+
+class Proxy:
+    """A TCP forwarder to Redis that can be cut and restored: a broker outage on demand."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port: int = probe.getsockname()[1]
+        probe.close()
+        self._sockets: list[socket.socket] = []
+        self._server: socket.socket | None = None
+        self.up()
+
+    def up(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen()
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            # shutdown() first: close() alone leaves a socket that a thread blocks on in
+            # accept() listening, and taking connections.
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
+            self._server.close()
+            self._server = None
+        for each in self._sockets:
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+            each.close()
+        self._sockets.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_events_written_while_redis_is_away_arrive_once_it_is_back(
+    store: EventStore, stream_key: str
+) -> None:
+    target = redis.Redis.from_url(REDIS_URL).connection_pool.connection_kwargs
+    proxy = Proxy((target["host"], target["port"]))
+    try:
+        bus = RedisStreamsBus(f"redis://127.0.0.1:{proxy.port}/0", stream=stream_key, timeout=1)
+        with bus, Relay(store, bus, batch_size=50, idle_wait=0.2) as relay:
+            relay.start()
+            first = append_many(store, 20)
+            wait_until(lambda: len(entries(stream_key)) == 20)
+            proxy.down()
+            more = append_many(store, 40, stream="acc-2")  # the store takes writes meanwhile
+            wait_until(lambda: isinstance(relay.last_error, BusUnavailableError))
+            assert len(entries(stream_key)) == 20
+            proxy.up()
+            wait_until(lambda: len(entries(stream_key)) == 60)
+            relay.stop()
+    finally:
+        proxy.down()
+    positions = [int(fields[b"position"]) for _, fields in entries(stream_key)]
+    assert positions == first + more
+    envelopes = [orjson.loads(fields[b"envelope"]) for _, fields in entries(stream_key)]
+    assert len({e["eventId"] for e in envelopes}) == 60
