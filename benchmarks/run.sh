@@ -7,6 +7,7 @@
 #   bash benchmarks/run.sh write-model [...]    # the write model (bench_write_model.py)
 #   bash benchmarks/run.sh read-side [...]      # projections: rebuild, lag (bench_read_side.py)
 #   bash benchmarks/run.sh http [...]           # the HTTP service under load (bench_http.py)
+#   bash benchmarks/run.sh relay [...]          # the relay into Redis Streams (bench_relay.py)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,13 +18,13 @@ stamp="$venv/.installed"
 if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" || "${BASH_SOURCE[0]}" -nt "$stamp" ]]; then
     "$python" -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet -e "$root[postgres,server]" 'eventsourcing[postgres]==9.5.*' \
+    "$venv/bin/pip" install --quiet -e "$root[postgres,server,redis]" 'eventsourcing[postgres]==9.5.*' \
         'aiohttp>=3.9'
     touch "$stamp"
 fi
 
 bench=store
-if [[ "${1:-}" == "store" || "${1:-}" == "write-model" || "${1:-}" == "read-side" || "${1:-}" == "http" ]]; then
+if [[ "${1:-}" == "store" || "${1:-}" == "write-model" || "${1:-}" == "read-side" || "${1:-}" == "http" || "${1:-}" == "relay" ]]; then
     bench="$1"
     shift
 fi
