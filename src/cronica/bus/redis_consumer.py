@@ -1,0 +1,177 @@
+"""Consumers of the events stream on Redis: consumer groups, reclaiming, dead letters, trimming.
+
+Each consumer group gets every event of the stream once; within a group, each entry goes to one
+of its consumers, which acknowledges it (``XACK``) after its handler returned. Delivery is at
+least once: an entry whose handler failed, or whose consumer died before acknowledging, stays
+pending and is claimed again (``XAUTOCLAIM``) by any consumer of the group once it has been idle
+``claim_idle`` seconds. After ``max_attempts`` deliveries it goes to the dead-letter stream
+(``<stream>:dead-letters``, with the group and the error) and is acknowledged, so one bad event
+cannot stop a group. Handlers that must not act twice de-duplicate by event id.
+
+>>> # consumer = StreamConsumer(handle, group="notifications", consumer="worker-1")
+>>> # consumer.run_once(block=1.0)   # handle what is there, waiting up to a second for more
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from cronica.bus.redis_streams import DEFAULT_STREAM
+from cronica.errors import BusError, BusUnavailableError, InvalidInputError
+from cronica.events import RecordedEvent
+
+log = logging.getLogger("cronica.bus")
+
+Handler = Callable[[RecordedEvent], None]
+
+
+def _id_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class StreamConsumer:
+    """Consumer ``consumer`` of group ``group`` on ``stream``, handing events to ``handler``.
+
+    The group is created at the start of the stream when it does not exist yet (it then gets
+    the whole history; ``start="$"`` gets only what comes next).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        group: str,
+        consumer: str,
+        url: str = "redis://127.0.0.1:6379/0",
+        stream: str = DEFAULT_STREAM,
+        max_attempts: int = 5,
+        claim_idle: float = 30.0,
+        batch: int = 100,
+        start: str = "0",
+    ) -> None:
+        if max_attempts < 1 or batch < 1 or claim_idle < 0:
+            raise InvalidInputError("max_attempts and batch must be >= 1, claim_idle >= 0")
+        self.handler = handler
+        self.group = group
+        self.consumer = consumer
+        self.stream = stream
+        self.dead_letters = f"{stream}:dead-letters"
+        self.max_attempts = max_attempts
+        self.claim_idle_ms = int(claim_idle * 1000)
+        self.batch = batch
+        self._redis = redis.Redis.from_url(url)
+        self.url = url
+        try:
+            self._redis.xgroup_create(stream, group, id=start, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise BusError(f"Redis at {url}: {exc}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BusUnavailableError(f"Redis at {url}: {exc}") from exc
+
+    def run_once(self, block: float | None = None) -> int:
+        """Handle the entries this consumer may take now: those idle past ``claim_idle``
+        (failed, or left by a dead consumer), then new ones (waiting up to ``block`` seconds
+        for some). Return how many were acknowledged."""
+        try:
+            return self._run_once(block)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BusUnavailableError(f"Redis at {self.url}: {exc}") from exc
+        except redis.RedisError as exc:
+            raise BusError(f"Redis at {self.url}: {exc}") from exc
+
+    def _run_once(self, block: float | None) -> int:
+        claimed = self._redis.xautoclaim(
+            self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=self.batch
+        )
+        entries: list[tuple[Any, dict[bytes, bytes]]] = [
+            entry for entry in claimed[1] if entry[1] is not None
+        ]
+        if len(entries) < self.batch:
+            answer: Any = self._redis.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.stream: ">"},
+                count=self.batch - len(entries),
+                block=None if block is None else int(block * 1000),
+            )
+            for _, fresh in answer or []:
+                entries.extend(fresh)
+        done = 0
+        for raw_id, fields in entries:
+            entry_id = _id_text(raw_id)
+            event = RecordedEvent.from_json(fields[b"envelope"])
+            try:
+                self.handler(event)
+            except Exception as exc:  # a handler's failure must not stop the group
+                self._failed(entry_id, fields, event, exc)
+                continue
+            self._redis.xack(self.stream, self.group, entry_id)
+            done += 1
+        return done
+
+    def _failed(
+        self, entry_id: str, fields: dict[bytes, bytes], event: RecordedEvent, exc: Exception
+    ) -> None:
+        pending = self._redis.xpending_range(
+            self.stream, self.group, min=entry_id, max=entry_id, count=1
+        )
+        deliveries = int(pending[0]["times_delivered"]) if pending else self.max_attempts
+        if deliveries < self.max_attempts:
+            log.warning(
+                "group %s: event %s failed (delivery %d of %d): %s",
+                self.group, event.event_id, deliveries, self.max_attempts, exc,
+            )  # fmt: skip
+            return
+        log.error("group %s: event %s goes to %s: %s", self.group, event.event_id,
+                  self.dead_letters, exc)  # fmt: skip
+        letter = {
+            **fields,
+            b"group": self.group.encode(),
+            b"error": f"{type(exc).__name__}: {exc}".encode(),
+            b"deliveries": str(deliveries).encode(),
+        }
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(self.dead_letters, letter)  # type: ignore[arg-type]
+        pipe.xack(self.stream, self.group, entry_id)
+        pipe.execute()
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def trim_acknowledged(url: str = "redis://127.0.0.1:6379/0", stream: str = DEFAULT_STREAM) -> int:
+    """Delete the entries every consumer group has acknowledged; return how many went. Nothing
+    goes while the stream has no group (nobody has read it)."""
+    client = redis.Redis.from_url(url)
+    try:
+        groups = client.xinfo_groups(stream)
+        if not groups:
+            return 0
+        keep: list[tuple[int, int]] = []
+        for group in groups:
+            name = _id_text(group["name"])
+            last = _id_key(_id_text(group["last-delivered-id"]))
+            boundary = (last[0], last[1] + 1)  # everything up to the last delivered ...
+            summary = client.xpending(stream, name)
+            if summary["pending"]:  # ... unless some of it is still pending
+                boundary = min(boundary, _id_key(_id_text(summary["min"])))
+            keep.append(boundary)
+        oldest = min(keep)
+        removed: int = client.xtrim(stream, minid=f"{oldest[0]}-{oldest[1]}", approximate=False)
+        return removed
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BusUnavailableError(f"Redis at {url}: {exc}") from exc
+    except redis.RedisError as exc:
+        raise BusError(f"Redis at {url}: {exc}") from exc
+    finally:
+        client.close()
