@@ -8,6 +8,11 @@ The entry id is ``<position>-0``. Positions strictly increase along the log, and
 an entry whose id is not above the stream's last one: a batch published again after a relay
 crash adds nothing that is already there, so the stream holds every event exactly once, in log
 order, and ``XRANGE`` by id is a range of positions.
+
+A batch goes in one Lua script, which stops at the first entry Redis refuses for any other
+reason (out of memory, say). A pipeline would go on with the entries after it, and the refused
+one, lower than the stream's top, could then never be added: the script keeps the stream
+without gaps.
 """
 
 from __future__ import annotations
@@ -23,6 +28,33 @@ from cronica.events import RecordedEvent
 
 DEFAULT_STREAM = "cronica:events"
 _ALREADY_THERE = "equal or smaller than the target stream top item"
+_FIELDS = ("eventId", "eventType", "aggregateId", "position", "envelope")
+
+# KEYS[1]: the stream. ARGV[1]: max length (0: none); then per entry: its id and 5 values.
+_PUBLISH = """
+local maxlen = tonumber(ARGV[1])
+local names = {'eventId', 'eventType', 'aggregateId', 'position', 'envelope'}
+local added = 0
+for i = 2, #ARGV, 6 do
+  local args = {KEYS[1]}
+  if maxlen > 0 then
+    args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = maxlen
+  end
+  args[#args + 1] = ARGV[i]
+  for j = 1, 5 do
+    args[#args + 1] = names[j]; args[#args + 1] = ARGV[i + j]
+  end
+  local reply = redis.pcall('XADD', unpack(args))
+  if type(reply) == 'table' and reply.err then
+    if not string.find(reply.err, 'equal or smaller', 1, true) then
+      return redis.error_reply('entry ' .. ARGV[i] .. ': ' .. reply.err)
+    end
+  else
+    added = added + 1
+  end
+end
+return added
+"""
 
 
 def entry_fields(event: RecordedEvent) -> dict[Any, Any]:
@@ -57,35 +89,23 @@ class RedisStreamsBus(EventBus):
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
+        self._publish = self._redis.register_script(_PUBLISH)
 
     def publish(self, events: Sequence[RecordedEvent]) -> int:
         if not events:
             return 0
-        pipe = self._redis.pipeline(transaction=False)
+        arguments: list[Any] = [self.max_length or 0]
         for event in events:
-            pipe.xadd(
-                self.stream,
-                entry_fields(event),
-                id=f"{event.position}-0",
-                maxlen=self.max_length,
-                approximate=True,
-            )
+            fields = entry_fields(event)
+            arguments.append(f"{event.position}-0")
+            arguments.extend(fields[name] for name in _FIELDS)
         try:
-            results = pipe.execute(raise_on_error=False)
+            added = self._publish(keys=[self.stream], args=arguments)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise BusUnavailableError(f"Redis at {self.url}: {exc}") from exc
         except redis.RedisError as exc:
             raise BusError(f"Redis at {self.url}: {exc}") from exc
-        added = 0
-        for result in results:
-            if isinstance(result, redis.ResponseError) and _ALREADY_THERE in str(result):
-                continue  # published before the relay's last checkpoint: not again
-            if isinstance(result, (redis.ConnectionError, redis.TimeoutError)):
-                raise BusUnavailableError(f"Redis at {self.url}: {result}")
-            if isinstance(result, Exception):
-                raise BusError(f"Redis at {self.url}: {result}")
-            added += 1
-        return added
+        return int(added)
 
     def last_position(self) -> int:
         """The position of the stream's last entry (0: empty)."""
