@@ -604,6 +604,7 @@ def test_status(url: str) -> None:
         "readablePosition": head,
         "waitingOn": [],
         "projections": [],
+        "relays": [],
     }
     table = ok("status", "--store", url).stdout
     assert f"readable position  {head}" in table

@@ -3,6 +3,7 @@ HTTP, following the log, draining on SIGTERM, losing nothing acknowledged on SIG
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -11,14 +12,19 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
+import redis
 
 import cronica
-from tests.conftest import POSTGRES_URL, require_postgres
+from cronica.projections import Catalog
+from cronica.readmodels import read_models_for
+from tests.conftest import POSTGRES_URL, REDIS_URL, require_postgres, require_redis
 
 CLI = [sys.executable, "-m", "cronica"]
 
@@ -329,3 +335,68 @@ def test_api_and_worker_as_separate_processes(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
+
+
+def test_serve_with_a_bus_relays_every_event_to_redis(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    require_redis()
+    key = f"cronica-test:{uuid.uuid4().hex}"
+    client: Any = redis.Redis.from_url(REDIS_URL)
+    try:
+        server = serve(
+            "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--bus", f"{REDIS_URL}?stream={key}"
+        )
+        with httpx.Client(base_url=server.base) as http:
+            http.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+            last = http.post("/accounts/ana/deposits", json={"amount": "5.00"}).json()["position"]
+            deadline = time.monotonic() + 20
+            while client.xlen(key) < 2:
+                assert time.monotonic() < deadline, "the relay did not publish"
+                time.sleep(0.05)
+            assert "cronica_relay_lag_events" in http.get("/metrics").text
+        [_, (entry_id, fields)] = client.xrange(key)
+        assert entry_id == f"{last}-0".encode()
+        assert fields[b"eventType"] == b"DepositMade"
+        assert server.stop() == 0
+        status = subprocess.run(
+            [*CLI, "status", "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        [relay] = json.loads(status.stdout)["relays"]
+        assert (relay["name"], relay["position"], relay["lag_events"]) == (f"redis:{key}", last, 0)
+    finally:
+        client.delete(key)
+
+
+def test_a_worker_with_a_bus_runs_the_projections_and_the_relay(
+    tmp_path: Path, pg_schema_factory: Callable[[], str]
+) -> None:
+    require_redis()
+    url = store_url_for("postgresql", tmp_path, pg_schema_factory)
+    key = f"cronica-test:{uuid.uuid4().hex}"
+    client: Any = redis.Redis.from_url(REDIS_URL)
+    with cronica.connect(url) as store:
+        position = store.append(
+            "acc-1",
+            [cronica.NewEvent("AccountCreated", {"owner": "O"})],
+            aggregate_type="BankAccount",
+        ).position
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--store", url, "--bus", f"{REDIS_URL}?stream={key}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while client.xlen(key) < 1:
+            assert time.monotonic() < deadline, "the worker's relay did not publish"
+            time.sleep(0.05)
+        with cronica.connect(url) as store, read_models_for(store) as db:
+            assert Catalog(db).wait_for(position, 30, ["accounts"])
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        client.delete(key)

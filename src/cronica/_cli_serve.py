@@ -31,6 +31,15 @@ keys_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys", short_help="Create and list API keys for the server.")
 
+BusURL = Annotated[
+    str | None,
+    typer.Option(
+        "--bus",
+        envvar="CRONICA_BUS",
+        metavar="URL",
+        help="Publish the log to this event bus (redis://host:port/db): the relay.",
+    ),
+]
 KeyFile = Annotated[
     Path,
     typer.Option("--file", envvar="CRONICA_API_KEYS", metavar="PATH", help="The key file (JSON)."),
@@ -58,6 +67,7 @@ def is_loopback(host: str) -> bool:
 def serve(
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
     read_models_url: ReadModelsURL = None,
+    bus_url: BusURL = None,
     host: Annotated[
         str, typer.Option(envvar="CRONICA_HOST", help="The address to listen on.")
     ] = "127.0.0.1",
@@ -102,9 +112,10 @@ def serve(
     """Serve the bank service and the store API over HTTP (see docs/http-api.md).
 
     With no options: the store and read models in sqlite:///cronica.db in the current folder,
-    the projector in this process, listening on 127.0.0.1:8000. Listening on another address
-    needs --api-keys. SIGTERM (or Ctrl-C) stops taking requests, lets those in flight finish,
-    then stops the projector and closes the store."""
+    the projector in this process, listening on 127.0.0.1:8000. --bus redis://... also runs
+    the relay that publishes every event to Redis Streams. Listening on another address needs
+    --api-keys. SIGTERM (or Ctrl-C) stops taking requests, lets those in flight finish, then
+    stops the projector and closes the store."""
     try:
         import uvicorn
         from uvicorn.supervisors import Multiprocess
@@ -126,6 +137,7 @@ def serve(
     settings = ServerSettings(
         store=store_url,
         read_models=read_models_url,
+        bus=bus_url,
         run_projector=projector,
         api_keys_file=None if api_keys is None else str(api_keys.resolve()),
         max_body_bytes=max_body_bytes,
@@ -174,24 +186,54 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     """Nothing to do: uvicorn has already drained and stopped."""
 
 
-@app.command(short_help="Run the background work (projectors) apart from the API.")
+@app.command(short_help="Run the background work (projectors, relay) apart from the API.")
 @_reports_errors
 def worker(
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
     read_models_url: ReadModelsURL = None,
+    bus_url: BusURL = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Events per batch.")] = 1000,
 ) -> None:
     """Run the bank service's projectors until stopped, beside API processes started with
-    cronica serve --no-projector. Start as many workers as you like: they share the
-    projections through leases and take over from one that dies."""
-    run_projections(
-        store_url=store_url,
-        read_models_url=read_models_url,
-        projections=[DEFAULT_PROJECTIONS],
-        batch_size=batch_size,
-        lease_ttl=10.0,
-        until_caught_up=False,
-    )
+    cronica serve --no-projector; with --bus, also the relay that publishes the log to the
+    bus. Start as many workers as you like: they share the projections through leases and
+    take over from one that dies."""
+    if bus_url is None:
+        run_projections(
+            store_url=store_url,
+            read_models_url=read_models_url,
+            projections=[DEFAULT_PROJECTIONS],
+            batch_size=batch_size,
+            lease_ttl=10.0,
+            until_caught_up=False,
+        )
+        return
+    from cronica.bus import connect_bus
+    from cronica.examples.bank_read_models import bank_projections
+    from cronica.projections import Projector
+    from cronica.readmodels import connect_read_models, read_models_for
+    from cronica.relay import Relay
+
+    with cronica.connect(store_url) as store:
+        db = connect_read_models(read_models_url) if read_models_url else read_models_for(store)
+        with db, connect_bus(bus_url) as bus:
+            projector = Projector(store, bank_projections(), db, batch_size=batch_size)
+            relay = Relay(store, bus, db, batch_size=batch_size)
+            typer.echo(
+                f"worker {projector.owner}: projections and the relay to {bus.name}", err=True
+            )
+
+            def stop(signum: int, frame: FrameType | None) -> None:
+                projector.request_stop()
+
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            relay.start()
+            try:
+                projector.run_forever()
+            finally:
+                relay.close()
+                projector.close()
 
 
 @keys_app.command(short_help="Create an API key; print its secret once.")

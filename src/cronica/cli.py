@@ -672,15 +672,23 @@ def status(
     from cronica._cli_projections import projections_table
     from cronica.projections import projection_status
     from cronica.readmodels import connect_read_models, read_models_for
+    from cronica.relay import relay_status
 
     with cronica.connect(store_url) as store:
         report = store.status()
         db = connect_read_models(read_models_url) if read_models_url else read_models_for(store)
         with db:
             projections = projection_status(store, db)
+            relays = relay_status(store, db)
     if as_json:
         _echo_json_lines(
-            [{**_status_dict(report), "projections": [p.to_dict() for p in projections]}]
+            [
+                {
+                    **_status_dict(report),
+                    "projections": [p.to_dict() for p in projections],
+                    "relays": [r.to_dict() for r in relays],
+                }
+            ]
         )
         return
     console = _console()
@@ -703,6 +711,15 @@ def status(
         console.print(_waiting_table(report))
     if projections:
         console.print(projections_table(projections))
+    if relays:
+        relay_table = Table(box=box.SIMPLE_HEAD)
+        for header in ("relay", "position", "published", "lag"):
+            relay_table.add_column(header)
+        for relay in relays:
+            relay_table.add_row(
+                relay.name, str(relay.position), str(relay.published), str(relay.lag_events)
+            )
+        console.print(relay_table)
 
 
 def _waiting_table(report: StoreStatus) -> Table:

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from cronica.bus.base import EventBus
 from cronica.errors import BusUnavailableError, InvalidInputError, StoreError
@@ -44,6 +45,30 @@ RELAYS_DDL = """CREATE TABLE IF NOT EXISTS cronica_relays (
     position   BIGINT NOT NULL,
     published  BIGINT NOT NULL
 )"""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStatus:
+    """A relay's checkpoint, as ``cronica status`` and ``/metrics`` show it."""
+
+    name: str
+    position: int
+    published: int
+    lag_events: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def relay_status(store: EventStore, checkpoints: ReadModelDatabase) -> list[RelayStatus]:
+    """Every relay recorded in ``checkpoints``, with how far behind the log it is."""
+    if not checkpoints.table_exists("cronica_relays"):
+        return []
+    rows = checkpoints.query("SELECT name, position, published FROM cronica_relays ORDER BY name")
+    return [
+        RelayStatus(name, int(at), int(published), store.count_events(after=int(at)))
+        for name, at, published in rows
+    ]
 
 
 class Relay:

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from cronica.errors import CronicaError
 from cronica.projections import projection_status
 from cronica.readmodels.base import ReadModelDatabase
+from cronica.relay import relay_status
 from cronica.store.base import EventStore
 
 log = logging.getLogger("cronica.server")
@@ -77,8 +78,15 @@ class _StoreCollector(Collector):
             "1 for the projection's state",
             labels=["projection", "state"],
         )
+        relay_lag = GaugeMetricFamily(
+            "cronica_relay_lag_events",
+            "Events in the log that a relay has not published to its bus",
+            labels=["bus"],
+        )
         try:
             head.add_metric([], store.head_position())
+            for relay in relay_status(store, read_models):
+                relay_lag.add_metric([relay.name], relay.lag_events)
             for s in projection_status(store, read_models):
                 position.add_metric([s.name], s.position)
                 lag.add_metric([s.name], s.lag_events)
@@ -88,4 +96,4 @@ class _StoreCollector(Collector):
         except CronicaError as exc:  # a scrape must not fail because the store is down
             log.warning("metrics: could not read the store: %s", exc)
             return
-        yield from (head, position, lag, lag_seconds, state)
+        yield from (head, position, lag, lag_seconds, state, relay_lag)

@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from cronica.aio import AsyncEventStore
+from cronica.bus import connect_bus
 from cronica.connect import connect
 from cronica.examples.bank import BankAccount, bank_events
 from cronica.examples.bank_read_models import bank_projections
 from cronica.projections import Catalog, Projector
 from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase, Row
+from cronica.relay import Relay
 from cronica.repository import Repository
 from cronica.server.errors import HTTPError
 from cronica.server.settings import ServerSettings
@@ -54,6 +56,9 @@ class Services:
             # catalog rows), so queries answer even before a projector has run.
             self.projector = Projector(self.store, bank_projections(), self.read_models)
             self.catalog = Catalog(self.read_models)
+            self.relay: Relay | None = None
+            if settings.bus is not None:
+                self.relay = Relay(self.store, connect_bus(settings.bus), self.read_models)
         except BaseException:
             if hasattr(self, "read_models"):
                 self.read_models.close()
@@ -76,11 +81,16 @@ class Services:
         if self.settings.run_projector:
             self.projector.start()
             self.running_projector = True
+            if self.relay is not None:
+                self.relay.start()
 
     def close(self) -> None:
         """Stop the projector, then close the read models and the store, whatever fails."""
         try:
             self.aio.shutdown()
+            if self.relay is not None:
+                self.relay.close()
+                self.relay.bus.close()
             self.projector.close()
         finally:
             try:

@@ -13,8 +13,9 @@ class ServerSettings:
 
     - ``store``: the event store's URL (``sqlite:///cronica.db``, ``postgresql://...``).
     - ``read_models``: where the read models live; ``None``: in the store's own database.
-    - ``run_projector``: run the projector in this process (``cronica serve``); off when
-      ``cronica worker`` processes run it.
+    - ``run_projector``: run the background work in this process (``cronica serve``): the
+      projector, and the relay when there is a bus; off when ``cronica worker`` runs them.
+    - ``bus``: the event bus the relay publishes the log to (``redis://...``); None: no relay.
     - ``api_keys_file``: a key file (``cronica keys create``): every route but ``/health`` then
       needs one of its keys (see :mod:`cronica.server.auth`). ``cronica serve`` refuses to
       listen beyond the loopback interface without one.
@@ -25,6 +26,7 @@ class ServerSettings:
 
     store: str = DEFAULT_STORE
     read_models: str | None = None
+    bus: str | None = None
     run_projector: bool = True
     api_keys_file: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
