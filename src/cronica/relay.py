@@ -27,11 +27,10 @@ store's own database), one row per bus.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import asdict, dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from cronica._background import BackgroundLoop
 from cronica.bus.base import EventBus
 from cronica.errors import BusUnavailableError, InvalidInputError, StoreError
 from cronica.readmodels import read_models_for
@@ -71,8 +70,10 @@ def relay_status(store: EventStore, checkpoints: ReadModelDatabase) -> list[Rela
     ]
 
 
-class Relay:
+class Relay(BackgroundLoop):
     """Follows ``store``'s global log and publishes it to ``bus``."""
+
+    thread_name = "cronica-relay"
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class Relay:
     ) -> None:
         if batch_size < 1:
             raise InvalidInputError("batch_size must be at least 1")
+        super().__init__()
         self.store = store
         self.bus = bus
         self.batch_size = batch_size
@@ -98,8 +100,6 @@ class Relay:
                 " ON CONFLICT (name) DO NOTHING",
                 [bus.name],
             )
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last_error: BaseException | None = None
 
     @property
@@ -159,35 +159,6 @@ class Relay:
                 except StoreError:
                     self._stopping.wait(self.idle_wait)
 
-    def start(self) -> Relay:
-        """Run in a background thread (a daemon) until :meth:`stop`."""
-        if self._thread is None:
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self.run_forever, name="cronica-relay")
-            self._thread.daemon = True
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self.store.interrupt_waiters()
-            self._thread.join(timeout)
-            self._thread = None
-
-    def close(self) -> None:
-        """Stop, and close the checkpoint database if this relay opened it."""
-        self.stop()
+    def _release(self) -> None:
         if self._owns_checkpoints:
             self.checkpoints.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -1,0 +1,65 @@
+"""A loop that runs in a daemon thread until stopped: the shape the relay and the in-process
+consumers share."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from types import TracebackType
+from typing import Self
+
+from cronica.store.base import EventStore
+
+
+class BackgroundLoop(abc.ABC):
+    """``run_forever`` in a thread (:meth:`start`) until :meth:`stop`; a context manager whose
+    exit calls :meth:`close`. The loop waits for new events on ``store``, and :meth:`stop`
+    wakes that wait."""
+
+    store: EventStore
+    thread_name = "cronica-loop"
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @abc.abstractmethod
+    def run_forever(self) -> None:
+        """Work until ``self._stopping`` is set."""
+
+    def start(self) -> Self:
+        """Run in a background thread (a daemon) until :meth:`stop`."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(
+                target=self.run_forever, name=self.thread_name, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the background thread (after the work in hand)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self.store.interrupt_waiters()  # it may be waiting for events
+            self._thread.join(timeout)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop, then release what this object opened."""
+        self.stop()
+        self._release()
+
+    def _release(self) -> None:  # noqa: B027 (most loops own nothing to release)
+        """What :meth:`close` releases after stopping (nothing by default)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
