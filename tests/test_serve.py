@@ -355,6 +355,12 @@ def test_serve_with_a_bus_relays_every_event_to_redis(
                 assert time.monotonic() < deadline, "the relay did not publish"
                 time.sleep(0.05)
             assert "cronica_relay_lag_events" in http.get("/metrics").text
+            # The seed's handlers consume the stream in their consumer groups.
+            while len(client.xinfo_groups(key)) < 3 or any(
+                g["lag"] != 0 or g["pending"] != 0 for g in client.xinfo_groups(key)
+            ):
+                assert time.monotonic() < deadline, "the handlers did not consume the stream"
+                time.sleep(0.05)
         [_, (entry_id, fields)] = client.xrange(key)
         assert entry_id == f"{last}-0".encode()
         assert fields[b"eventType"] == b"DepositMade"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -530,6 +531,23 @@ def test_without_min_position_a_query_may_not_see_the_write_yet_but_never_fails(
     assert created.status_code == 201
     assert client.get("/accounts/ana").status_code == 404  # no projector ran
     assert client.get("/accounts/ana", params={"version": 1}).json()["owner"] == "Ana"
+
+
+def test_the_seeds_event_handlers_run_in_the_service(client: TestClient) -> None:
+    client.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+    client.post("/accounts/ana/deposits", json={"amount": "5000.00"})
+    client.post("/accounts/ana/withdrawals", json={"amount": "1200.00"})
+    db = client.app.state.services.read_models  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while len(db.query("SELECT * FROM audit_log")) < 3:
+        assert time.monotonic() < deadline, "the handlers did not run"
+        time.sleep(0.02)
+    while not db.query("SELECT * FROM notifications"):
+        assert time.monotonic() < deadline, "no notification"
+        time.sleep(0.02)
+    assert db.query("SELECT account_id, message FROM notifications") == [
+        ("ana", "1200.00 was withdrawn")
+    ]
 
 
 # -- operations -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import time
 from types import TracebackType
 from typing import Self
 
@@ -13,10 +14,10 @@ from cronica.store.base import EventStore
 
 class BackgroundLoop(abc.ABC):
     """``run_forever`` in a thread (:meth:`start`) until :meth:`stop`; a context manager whose
-    exit calls :meth:`close`. The loop waits for new events on ``store``, and :meth:`stop`
-    wakes that wait."""
+    exit calls :meth:`close`. A loop that waits for new events on ``store`` is woken by
+    :meth:`stop`; others should wait in short slices."""
 
-    store: EventStore
+    store: EventStore | None = None
     thread_name = "cronica-loop"
 
     def __init__(self) -> None:
@@ -41,8 +42,11 @@ class BackgroundLoop(abc.ABC):
         """Stop the background thread (after the work in hand)."""
         self._stopping.set()
         if self._thread is not None:
-            self.store.interrupt_waiters()  # it may be waiting for events
-            self._thread.join(timeout)
+            deadline = time.monotonic() + timeout
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                if self.store is not None:  # it may be waiting for events, or about to
+                    self.store.interrupt_waiters()
+                self._thread.join(0.05)
             self._thread = None
 
     def close(self) -> None:

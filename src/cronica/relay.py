@@ -74,6 +74,7 @@ class Relay(BackgroundLoop):
     """Follows ``store``'s global log and publishes it to ``bus``."""
 
     thread_name = "cronica-relay"
+    store: EventStore
 
     def __init__(
         self,

@@ -61,6 +61,7 @@ class LogConsumer(BackgroundLoop):
     """Group ``group`` following ``store``'s log, handing each event to ``handler``."""
 
     thread_name = "cronica-consumer"
+    store: EventStore
 
     def __init__(
         self,
@@ -125,9 +126,12 @@ class LogConsumer(BackgroundLoop):
             reached = event.position
         if reached != after:
             with self.checkpoints.transaction() as tx:
+                # Only from where this batch began: a second consumer of the group (another
+                # process) that got further is never moved back.
                 tx.execute(
-                    "UPDATE cronica_consumers SET position = ? WHERE group_name = ?",
-                    [reached, self.group],
+                    "UPDATE cronica_consumers SET position = ? WHERE group_name = ?"
+                    " AND position = ?",
+                    [reached, self.group, after],
                 )
         return done
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from cronica._background import BackgroundLoop
 from cronica.bus.redis_streams import DEFAULT_STREAM
 from cronica.errors import BusError, BusUnavailableError, InvalidInputError
 from cronica.events import RecordedEvent
@@ -38,7 +39,7 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class StreamConsumer:
+class StreamConsumer(BackgroundLoop):
     """Consumer ``consumer`` of group ``group`` on ``stream``, handing events to ``handler``.
 
     The group is created at the start of the stream when it does not exist yet (it then gets
@@ -60,6 +61,8 @@ class StreamConsumer:
     ) -> None:
         if max_attempts < 1 or batch < 1 or claim_idle < 0:
             raise InvalidInputError("max_attempts and batch must be >= 1, claim_idle >= 0")
+        super().__init__()
+        self.thread_name = f"cronica-consumer-{group}"
         self.handler = handler
         self.group = group
         self.consumer = consumer
@@ -145,7 +148,20 @@ class StreamConsumer:
         pipe.xack(self.stream, self.group, entry_id)
         pipe.execute()
 
-    def close(self) -> None:
+    def run_forever(self) -> None:
+        """Handle entries until :meth:`stop` (each wait for new ones lasts at most 1 s); Redis
+        out of reach is retried after a pause that grows to 5 s."""
+        pause = 0.1
+        while not self._stopping.is_set():
+            try:
+                self.run_once(block=1.0)
+                pause = 0.1
+            except BusError as exc:
+                log.warning("group %s: %s (retrying in %.1f s)", self.group, exc, pause)
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _release(self) -> None:
         self._redis.close()
 
 

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from cronica._background import BackgroundLoop
 from cronica.aio import AsyncEventStore
 from cronica.bus import connect_bus
+from cronica.bus.log_consumer import LogConsumer
 from cronica.connect import connect
 from cronica.examples.bank import BankAccount, bank_events
+from cronica.examples.bank_handlers import bank_handlers
 from cronica.examples.bank_read_models import bank_projections
 from cronica.projections import Catalog, Projector
 from cronica.readmodels import connect_read_models, read_models_for
@@ -59,6 +64,7 @@ class Services:
             self.relay: Relay | None = None
             if settings.bus is not None:
                 self.relay = Relay(self.store, connect_bus(settings.bus), self.read_models)
+            self.consumers: list[BackgroundLoop] = []
         except BaseException:
             if hasattr(self, "read_models"):
                 self.read_models.close()
@@ -83,11 +89,37 @@ class Services:
             self.running_projector = True
             if self.relay is not None:
                 self.relay.start()
+            self.consumers = self._handler_consumers()
+            for consumer in self.consumers:
+                consumer.start()
+
+    def _handler_consumers(self) -> list[BackgroundLoop]:
+        """The seed's event handlers, on the bus when there is one (Redis consumer groups),
+        else over the store's own log (the in-process bus)."""
+        handlers = bank_handlers(self.read_models)
+        if self.relay is None:
+            return [
+                LogConsumer(self.store, handler, group=group, checkpoints=self.read_models)
+                for group, handler in handlers
+            ]
+        from cronica.bus.redis_consumer import StreamConsumer
+        from cronica.bus.redis_streams import RedisStreamsBus
+
+        bus = self.relay.bus
+        if not isinstance(bus, RedisStreamsBus):
+            return []
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        return [
+            StreamConsumer(handler, group=group, consumer=name, url=bus.url, stream=bus.stream)
+            for group, handler in handlers
+        ]
 
     def close(self) -> None:
         """Stop the projector, then close the read models and the store, whatever fails."""
         try:
             self.aio.shutdown()
+            for consumer in self.consumers:
+                consumer.close()
             if self.relay is not None:
                 self.relay.close()
                 self.relay.bus.close()
