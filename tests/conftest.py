@@ -79,6 +79,27 @@ def require_redis() -> None:
     )
 
 
+NATS_URL = os.environ.get("CRONICA_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def require_nats() -> None:
+    """Skip (outside CI) or fail (in CI) when NATS with JetStream cannot be reached."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(NATS_URL)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 4222), timeout=3).close()
+        return
+    except OSError as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    _skip_or_fail(
+        "NATS",
+        f"NATS is not reachable at {NATS_URL} ({problem}). Start nats-server -js, or point "
+        "CRONICA_TEST_NATS_URL at one.",
+    )
+
+
 def drop_schema(schema: str) -> None:
     import psycopg
 

@@ -37,7 +37,7 @@ BusURL = Annotated[
         "--bus",
         envvar="CRONICA_BUS",
         metavar="URL",
-        help="Publish the log to this event bus (redis://host:port/db): the relay.",
+        help="Publish the log to this event bus (redis://host:port/db or nats://host:port).",
     ),
 ]
 KeyFile = Annotated[

@@ -13,7 +13,8 @@ __all__ = ["EventBus", "MemoryBus", "connect_bus"]
 
 def connect_bus(url: str) -> EventBus:
     """The bus at ``url``: ``redis://host:port/db`` (``?stream=name``, default
-    ``cronica:events``; ``?maxlen=N`` trims it to about N entries) or ``memory://``.
+    ``cronica:events``; ``?maxlen=N`` trims it to about N entries), ``nats://host:port``
+    (JetStream; ``?stream=NAME``, default ``CRONICA_EVENTS``) or ``memory://``.
 
     >>> connect_bus("memory://").name
     'memory'
@@ -34,4 +35,16 @@ def connect_bus(url: str) -> EventBus:
             raise InvalidURLError(f"maxlen must be a number, not {maxlen!r}")
         base = parts._replace(query="").geturl()
         return RedisStreamsBus(base, stream=stream, max_length=int(maxlen) if maxlen else None)
-    raise InvalidURLError(f"unknown bus URL {url!r}: use redis://host:port/db or memory://")
+    if scheme == "nats":
+        from cronica.bus.nats_jetstream import DEFAULT_STREAM as NATS_STREAM
+        from cronica.bus.nats_jetstream import JetStreamBus
+
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        stream = query.pop("stream", [NATS_STREAM])[0]
+        if query:
+            raise InvalidURLError(f"unknown bus URL parameters: {', '.join(sorted(query))}")
+        return JetStreamBus(parts._replace(query="").geturl(), stream=stream)
+    raise InvalidURLError(
+        f"unknown bus URL {url!r}: use redis://host:port/db, nats://host:port or memory://"
+    )

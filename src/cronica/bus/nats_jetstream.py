@@ -1,0 +1,116 @@
+"""The event bus on NATS JetStream (nats-py): the same port as Redis Streams, another broker.
+
+Every event is one message on the subject (``cronica.events`` by default) of a JetStream stream
+(``CRONICA_EVENTS``): the seed's envelope as JSON, and the headers ``Nats-Msg-Id`` (the event
+id), ``Cronica-Event-Type``, ``Cronica-Aggregate-Id`` and ``Cronica-Position``. JetStream drops a
+message whose ``Nats-Msg-Id`` it has seen within the stream's duplicate window (2 minutes by
+default), so a page published again by a relay that crashed soon after is not stored twice;
+after a longer outage, consumers de-duplicate by event id.
+
+nats-py is asynchronous; this bus runs its own event loop in a thread, so the relay (which is
+not) can call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import nats
+from nats.errors import ConnectionClosedError, NoServersError, TimeoutError
+from nats.js.errors import NotFoundError
+
+from cronica.bus.base import EventBus
+from cronica.errors import BusError, BusUnavailableError
+from cronica.events import RecordedEvent
+
+T = TypeVar("T")
+
+DEFAULT_STREAM = "CRONICA_EVENTS"
+DEFAULT_SUBJECT = "cronica.events"
+
+
+class JetStreamBus(EventBus):
+    """Publishes to JetStream stream ``stream`` (created on first use, for ``subject``)."""
+
+    def __init__(
+        self,
+        url: str = "nats://127.0.0.1:4222",
+        *,
+        stream: str = DEFAULT_STREAM,
+        subject: str = DEFAULT_SUBJECT,
+        duplicate_window: float = 120.0,
+        timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.stream = stream
+        self.subject = subject
+        self.name = f"nats:{stream}"
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="cronica-nats", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._nc, self._js = self._run(self._connect(duplicate_window))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(self.timeout * 4)
+        except (NoServersError, ConnectionClosedError, TimeoutError, OSError) as exc:
+            raise BusUnavailableError(f"NATS at {self.url}: {exc!r}") from exc
+        except nats.errors.Error as exc:
+            raise BusError(f"NATS at {self.url}: {exc!r}") from exc
+
+    async def _connect(self, duplicate_window: float) -> tuple[Any, Any]:
+        nc = await nats.connect(
+            self.url, connect_timeout=self.timeout, allow_reconnect=True, max_reconnect_attempts=-1
+        )
+        js = nc.jetstream(timeout=self.timeout)
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(
+                name=self.stream, subjects=[self.subject], duplicate_window=duplicate_window
+            )
+        return nc, js
+
+    def publish(self, events: Sequence[RecordedEvent]) -> int:
+        if not events:
+            return 0
+        return self._run(self._publish(events))
+
+    async def _publish(self, events: Sequence[RecordedEvent]) -> int:
+        pending = []
+        for event in events:  # sent in order, acknowledged together
+            headers = {
+                "Nats-Msg-Id": str(event.event_id),
+                "Cronica-Event-Type": event.event_type,
+                "Cronica-Aggregate-Id": event.aggregate_id,
+                "Cronica-Position": str(event.position),
+            }
+            pending.append(
+                await self._js.publish_async(
+                    self.subject, event.to_json(), stream=self.stream, headers=headers
+                )
+            )
+        acks = await asyncio.gather(*pending)
+        return sum(1 for ack in acks if not ack.duplicate)
+
+    def close(self) -> None:
+        with contextlib.suppress(BusError):  # closing a connection that is gone already
+            self._run(self._nc.close())
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
