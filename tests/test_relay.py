@@ -4,17 +4,23 @@ through relay crashes and a broker outage."""
 from __future__ import annotations
 
 import contextlib
+import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import redis
 
+import cronica
 from cronica import EventStore, NewEvent, RecordedEvent
 from cronica.bus.memory import MemoryBus
 from cronica.bus.redis_streams import RedisStreamsBus
@@ -191,3 +197,47 @@ def test_events_written_while_redis_is_away_arrive_once_it_is_back(
     assert positions == first + more
     envelopes = [orjson.loads(fields[b"envelope"]) for _, fields in entries(stream_key)]
     assert len({e["eventId"] for e in envelopes}) == 60
+
+
+def test_a_relay_killed_mid_stream_loses_nothing_and_repeats_nothing(
+    tmp_path: Path, stream_key: str
+) -> None:
+    """``cronica worker --bus`` SIGKILLed four times while a writer keeps appending: the
+    stream ends up holding every event of the log, once, in order."""
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    bus_url = f"{REDIS_URL}?stream={stream_key}"
+    command = [sys.executable, "-m", "cronica", "worker", "--store", url, "--bus", bus_url,
+               "--batch-size", "20"]  # fmt: skip
+    rng = random.Random(3)
+    published: list[int] = []
+    stop_writing = threading.Event()
+    with cronica.connect(url) as store:
+
+        def write() -> None:
+            n = 0
+            while not stop_writing.is_set():
+                store.append(f"w{n % 7}", [NewEvent("Tick", {"n": n})])
+                n += 1
+                time.sleep(0.002)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            for _ in range(4):
+                worker = subprocess.Popen(
+                    command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                time.sleep(rng.uniform(0.8, 1.6))
+                worker.send_signal(signal.SIGKILL)  # mid-stream: the writer never pauses
+                worker.wait(timeout=10)
+                published.append(len(entries(stream_key)))
+        finally:
+            stop_writing.set()
+            writer.join(timeout=10)
+        positions = [e.position for e in store.read_all()]
+        with RedisStreamsBus(REDIS_URL, stream=stream_key) as bus, Relay(store, bus) as relay:
+            relay.run_until_caught_up()  # what the last kill left
+    # Every worker published before it was killed.
+    assert published == sorted(published) and len(set(published)) == len(published)
+    got = [int(fields[b"position"]) for _, fields in entries(stream_key)]
+    assert got == positions
