@@ -241,3 +241,13 @@ def test_a_relay_killed_mid_stream_loses_nothing_and_repeats_nothing(
     assert published == sorted(published) and len(set(published)) == len(published)
     got = [int(fields[b"position"]) for _, fields in entries(stream_key)]
     assert got == positions
+
+
+def test_seek_skips_the_history_for_a_new_bus(store: EventStore) -> None:
+    append_many(store, 4)
+    bus = MemoryBus()
+    with Relay(store, bus) as relay:
+        relay.seek(store.head_position())
+        later = append_many(store, 2, stream="acc-2")
+        assert relay.run_until_caught_up() == 2
+    assert [e.position for e in bus.events] == later

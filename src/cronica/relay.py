@@ -111,6 +111,14 @@ class Relay(BackgroundLoop):
         )
         return int(rows[0][0])
 
+    def seek(self, position: int) -> None:
+        """Move the checkpoint to ``position``: only later events are published from now on (a
+        new bus that should not get the history, say)."""
+        with self.checkpoints.transaction() as tx:
+            tx.execute(
+                "UPDATE cronica_relays SET position = ? WHERE name = ?", [position, self.bus.name]
+            )
+
     def lag(self) -> int:
         """Events in the log that the bus has not had yet."""
         return self.store.count_events(after=self.position)
