@@ -12,6 +12,16 @@ from typing import Self
 from cronica.store.base import EventStore
 
 
+def join_waking(thread: threading.Thread, store: EventStore | None, timeout: float) -> None:
+    """Join ``thread``, which may be blocked in ``store.wait_for_events`` or about to be: wake
+    its store's waiters until it has gone (or ``timeout`` seconds have passed)."""
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        if store is not None:
+            store.interrupt_waiters()
+        thread.join(0.05)
+
+
 class BackgroundLoop(abc.ABC):
     """``run_forever`` in a thread (:meth:`start`) until :meth:`stop`; a context manager whose
     exit calls :meth:`close`. A loop that waits for new events on ``store`` is woken by
@@ -42,11 +52,7 @@ class BackgroundLoop(abc.ABC):
         """Stop the background thread (after the work in hand)."""
         self._stopping.set()
         if self._thread is not None:
-            deadline = time.monotonic() + timeout
-            while self._thread.is_alive() and time.monotonic() < deadline:
-                if self.store is not None:  # it may be waiting for events, or about to
-                    self.store.interrupt_waiters()
-                self._thread.join(0.05)
+            join_waking(self._thread, self.store, timeout)
             self._thread = None
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cronica._background import join_waking
 from cronica.errors import (
     InvalidInputError,
     LeaseLostError,
@@ -232,11 +233,7 @@ class Projector:
         """Stop the background thread (after its current batch) and release the leases."""
         self._stopping.set()
         if self._thread is not None:
-            deadline = time.monotonic() + timeout
-            while self._thread.is_alive() and time.monotonic() < deadline:
-                # It may be waiting for events, or about to: wake it until it has gone.
-                self.store.interrupt_waiters()
-                self._thread.join(0.05)
+            join_waking(self._thread, self.store, timeout)
             self._thread = None
         else:
             self._release_leases()

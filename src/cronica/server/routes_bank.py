@@ -303,12 +303,8 @@ def audit_trail(
     """Read from the store itself, which is never behind: ``minPosition`` is only checked
     (422 past the end of the log)."""
     svc = services(request)
-    if min_position is not None and min_position > (head := svc.store.head_position()):
-        raise HTTPError(
-            422,
-            "invalid_input",
-            f"minPosition {min_position} is beyond the end of the log (position {head})",
-        )
+    if min_position is not None:
+        svc.check_in_log(min_position, svc.store.head_position())
     _require_account(request, account_id)
     events = svc.store.read_stream(account_id, from_version=from_version, limit=clamp(limit))
     return AuditTrailOut(
