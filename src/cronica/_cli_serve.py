@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -17,8 +18,6 @@ from typing import Annotated, Any
 import typer
 
 import cronica
-from cronica._cli_projections import DEFAULT_PROJECTIONS
-from cronica._cli_projections import run as run_projections
 from cronica.cli import ReadModelsURL, StoreURL, _console, _reports_errors, app
 from cronica.errors import InvalidInputError
 
@@ -194,46 +193,35 @@ def worker(
     bus_url: BusURL = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Events per batch.")] = 1000,
 ) -> None:
-    """Run the bank service's projectors until stopped, beside API processes started with
-    cronica serve --no-projector; with --bus, also the relay that publishes the log to the
-    bus. Start as many workers as you like: they share the projections through leases and
-    take over from one that dies."""
-    if bus_url is None:
-        run_projections(
-            store_url=store_url,
-            read_models_url=read_models_url,
-            projections=[DEFAULT_PROJECTIONS],
-            batch_size=batch_size,
-            lease_ttl=10.0,
-            until_caught_up=False,
+    """Run the bank service's background work until stopped, beside API processes started
+    with cronica serve --no-projector: the projectors, the event handlers, the transfer
+    saga's runner and, with --bus, the relay that publishes the log to the bus. Start as many
+    workers as you like: they share the projections through leases and take over from one
+    that dies; handlers and sagas are safe to run in several at once."""
+    from cronica.server.services import Services
+    from cronica.server.settings import ServerSettings
+
+    settings = ServerSettings(
+        store=store_url, read_models=read_models_url, bus=bus_url, batch_size=batch_size
+    )
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    services = Services(settings)
+    try:
+        services.start()
+        relay = "" if services.relay is None else f", the relay to {services.relay.bus.name}"
+        typer.echo(
+            f"worker {services.projector.owner}: projections, handlers, sagas{relay}", err=True
         )
-        return
-    from cronica.bus import connect_bus
-    from cronica.examples.bank_read_models import bank_projections
-    from cronica.projections import Projector
-    from cronica.readmodels import connect_read_models, read_models_for
-    from cronica.relay import Relay
-
-    with cronica.connect(store_url) as store:
-        db = connect_read_models(read_models_url) if read_models_url else read_models_for(store)
-        with db, connect_bus(bus_url) as bus:
-            projector = Projector(store, bank_projections(), db, batch_size=batch_size)
-            relay = Relay(store, bus, db, batch_size=batch_size)
-            typer.echo(
-                f"worker {projector.owner}: projections and the relay to {bus.name}", err=True
-            )
-
-            def stop(signum: int, frame: FrameType | None) -> None:
-                projector.request_stop()
-
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
-            relay.start()
-            try:
-                projector.run_forever()
-            finally:
-                relay.close()
-                projector.close()
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        services.close()
 
 
 @keys_app.command(short_help="Create an API key; print its secret once.")

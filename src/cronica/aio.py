@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -79,6 +80,10 @@ class AsyncEventStore:
     ) -> list[RecordedEvent]:
         """See :meth:`EventStore.read_all`."""
         return await self._run(self.store.read_all, after, limit, event_types, aggregate_types)
+
+    async def read_event(self, event_id: uuid.UUID | str) -> RecordedEvent | None:
+        """See :meth:`EventStore.read_event`."""
+        return await self._run(self.store.read_event, event_id)
 
     async def stream_info(self, aggregate_id: str) -> StreamInfo:
         """See :meth:`EventStore.stream_info`."""

@@ -21,6 +21,7 @@ Decimal('50.00')
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,13 +34,14 @@ from cronica.errors import (
     AggregateTypeMismatchError,
     ConcurrencyError,
     CronicaError,
+    DuplicateEventError,
     InvalidInputError,
     StreamNotFoundError,
 )
 from cronica.event_types import EventRegistry
 from cronica.events import NewEvent, RecordedEvent
 from cronica.snapshots.base import Snapshot, SnapshotStore
-from cronica.store.base import EventStore
+from cronica.store.base import MAX_EVENTS_PER_APPEND, EventStore
 
 A = TypeVar("A", bound=Aggregate)
 Command = Callable[[A], object]
@@ -51,7 +53,11 @@ log = logging.getLogger("cronica.repository")
 @dataclass(frozen=True, slots=True)
 class CommandResult(Generic[A]):
     """What a command did: the versions it wrote, the last event's position (``None`` when it
-    recorded nothing), the events, and the aggregate after it."""
+    recorded nothing), the events, and the aggregate after it.
+
+    ``replayed`` is True when a command with the same idempotency key had already run: nothing
+    was written now, the versions, position and events are those of that first run, and the
+    aggregate is as it is now."""
 
     aggregate_id: str
     from_version: int
@@ -59,6 +65,20 @@ class CommandResult(Generic[A]):
     position: int | None
     events: tuple[NewEvent, ...]
     aggregate: A
+    replayed: bool = False
+
+
+REPLAY_PAGE = 100
+"""Events read at a time when collecting what an earlier run of a command wrote."""
+
+IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("5f1c9e4a-6b0d-4f43-9a43-2f0c3d7d8e51")
+"""The UUID namespace of event ids derived from idempotency keys (UUID version 5)."""
+
+
+def idempotent_event_id(key: str, n: int) -> uuid.UUID:
+    """The id of the ``n``-th event (from 1) that a command with idempotency key ``key`` writes:
+    the same key always gives the same ids, so the store can tell a repeated command."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key}#{n}")
 
 
 class _ClassPolicy:
@@ -196,17 +216,27 @@ class Repository(Generic[A]):
 
     # -- saving ------------------------------------------------------------------------------
 
-    def save(self, aggregate: A, *, audit: Audit | None = None) -> CommandResult[A]:
+    def save(
+        self, aggregate: A, *, audit: Audit | None = None, idempotency_key: str | None = None
+    ) -> CommandResult[A]:
         """Append the aggregate's pending events, expecting the version it was loaded at.
 
         Raises ``ConcurrencyError`` when another writer got there first; nothing is written.
+        With ``idempotency_key``, the events' ids derive from it (:func:`idempotent_event_id`).
         """
         pending = aggregate.pending_events
         start = aggregate.stored_version
         if not pending:
             return CommandResult(aggregate.id, start + 1, start, None, (), aggregate)
         metadata = (audit or Audit()).merged_over(current_audit()).metadata()
-        new_events = tuple(self.events.to_new_event(event, metadata) for event in pending)
+        new_events = tuple(
+            self.events.to_new_event(
+                event,
+                metadata,
+                None if idempotency_key is None else idempotent_event_id(idempotency_key, n),
+            )
+            for n, event in enumerate(pending, start=1)
+        )
         result = self.store.append(
             aggregate.id,
             new_events,
@@ -307,13 +337,31 @@ class Repository(Generic[A]):
     # -- commands ----------------------------------------------------------------------------
 
     def create(
-        self, aggregate_id: str, command: Command[A], *, audit: Audit | None = None
+        self,
+        aggregate_id: str,
+        command: Command[A],
+        *,
+        audit: Audit | None = None,
+        idempotency_key: str | None = None,
     ) -> CommandResult[A]:
         """Run ``command`` on a new aggregate and append its events; ``ConcurrencyError`` when
-        the aggregate already exists."""
+        the aggregate already exists (unless this very command, by ``idempotency_key``, created
+        it: see :meth:`execute`)."""
+        if idempotency_key is not None:
+            earlier = self.earlier_run(aggregate_id, idempotency_key)
+            if earlier is not None:
+                return earlier
         aggregate = self.aggregate_class(aggregate_id)
         command(aggregate)
-        return self.save(aggregate, audit=audit)
+        try:
+            return self.save(aggregate, audit=audit, idempotency_key=idempotency_key)
+        except ConcurrencyError:
+            earlier = (
+                None if idempotency_key is None else self.earlier_run(aggregate_id, idempotency_key)
+            )
+            if earlier is None:
+                raise
+            return earlier
 
     def execute(
         self,
@@ -322,8 +370,14 @@ class Repository(Generic[A]):
         *,
         audit: Audit | None = None,
         retries: int = 0,
+        idempotency_key: str | None = None,
     ) -> CommandResult[A]:
         """Load the aggregate, run ``command`` on it, append its events.
+
+        With ``idempotency_key``, the command runs at most once: its events' ids derive from
+        the key, and when they are already stored (the command ran before, say in a process
+        that crashed before it could tell) nothing runs; the result is the first run's, with
+        ``replayed`` set. A saga's step is such a command.
 
         With ``retries=n``, a ``ConcurrencyError`` (another command changed the aggregate since
         it was loaded) reloads it and runs the command again, up to n more times; the command
@@ -335,12 +389,57 @@ class Repository(Generic[A]):
             raise InvalidInputError(f"retries must be an integer >= 0, not {retries!r}")
         attempt = 0
         while True:
+            if idempotency_key is not None:
+                earlier = self.earlier_run(aggregate_id, idempotency_key)
+                if earlier is not None:
+                    return earlier
             aggregate = self.load(aggregate_id)
             command(aggregate)
             try:
-                return self.save(aggregate, audit=audit)
+                return self.save(aggregate, audit=audit, idempotency_key=idempotency_key)
             except ConcurrencyError:
-                if attempt >= retries:
+                if attempt >= retries and (
+                    idempotency_key is None
+                    or self.earlier_run(aggregate_id, idempotency_key) is None
+                ):
                     raise
                 attempt += 1
                 log.info("%s changed meanwhile; running the command again", aggregate_id)
+
+    def earlier_run(self, aggregate_id: str, idempotency_key: str) -> CommandResult[A] | None:
+        """What the command with ``idempotency_key`` wrote to ``aggregate_id`` when it ran, or
+        None if it has not run (or recorded nothing). ``DuplicateEventError`` when the key was
+        used on another aggregate."""
+        first_id = idempotent_event_id(idempotency_key, 1)
+        first = self.store.read_event(first_id)
+        if first is None:
+            return None
+        if first.aggregate_id != aggregate_id:
+            raise DuplicateEventError(
+                str(first_id),
+                f"in stream {first.aggregate_id!r}: idempotency key {idempotency_key!r} was"
+                f" used there, not on {aggregate_id!r}",
+            )
+        run = [first]
+        while len(run) < MAX_EVENTS_PER_APPEND:  # the rest of the run, a page at a time
+            page = self.store.read_stream(
+                aggregate_id, from_version=run[-1].version + 1, limit=REPLAY_PAGE
+            )
+            more = [
+                recorded
+                for n, recorded in enumerate(page, start=len(run) + 1)
+                if recorded.event_id == idempotent_event_id(idempotency_key, n)
+            ]
+            run.extend(more)
+            if len(more) < REPLAY_PAGE or len(more) < len(page):
+                break
+        last = run[-1]
+        return CommandResult(
+            aggregate_id,
+            first.version,
+            last.version,
+            last.position,
+            tuple(NewEvent(r.event_type, r.data, r.metadata, r.event_id) for r in run),
+            self.load(aggregate_id),
+            replayed=True,
+        )

@@ -28,6 +28,7 @@ __all__ = [
     "InsufficientFundsError",
     "InvalidAmountError",
     "TransferReceived",
+    "TransferRefunded",
     "TransferSent",
     "WithdrawalMade",
     "bank_events",
@@ -62,6 +63,15 @@ class TransferSent(DomainEvent):
 class TransferReceived(DomainEvent):
     transfer_id: str
     from_: str = Field(alias="from")
+    amount: Decimal
+
+
+@bank_events.register
+class TransferRefunded(DomainEvent):
+    """A transfer sent from this account came back: its target could not receive it (the
+    compensation of ``TransferSent``)."""
+
+    transfer_id: str
     amount: Decimal
 
 
@@ -120,6 +130,13 @@ class BankAccount(Aggregate):
         self._check_open()
         self.record(TransferReceived(transfer_id=transfer_id, from_=sender, amount=money))
 
+    def refund_transfer(self, transfer_id: str, value: Decimal | int | str) -> None:
+        """Take back a transfer this account sent. Accepted even when the account has been
+        closed meanwhile: a compensation undoes what happened and cannot be refused, or the
+        money would be lost between the two accounts."""
+        money = amount(value)
+        self.record(TransferRefunded(transfer_id=transfer_id, amount=money))
+
     def close(self) -> None:
         self._check_open()
         if self.balance != 0:
@@ -144,7 +161,11 @@ class BankAccount(Aggregate):
         match event:
             case AccountCreated(owner=owner):
                 self.owner = owner
-            case DepositMade(amount=money) | TransferReceived(amount=money):
+            case (
+                DepositMade(amount=money)
+                | TransferReceived(amount=money)
+                | TransferRefunded(amount=money)
+            ):
                 self.balance += money
             case WithdrawalMade(amount=money) | TransferSent(amount=money):
                 self.balance -= money

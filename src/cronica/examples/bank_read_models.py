@@ -71,7 +71,7 @@ class AccountsProjection(Projection):
             },
         )
 
-    @on("DepositMade", "TransferReceived")
+    @on("DepositMade", "TransferReceived", "TransferRefunded")
     def credited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
         self._move(db, event, cents(event.data["amount"]))
 
@@ -103,6 +103,7 @@ _KINDS = {
     "WithdrawalMade": ("withdrawal", "out"),
     "TransferSent": ("transfer", "out"),
     "TransferReceived": ("transfer", "in"),
+    "TransferRefunded": ("transfer", "in"),
 }
 
 
@@ -173,7 +174,7 @@ class ActiveAccountsProjection(Projection):
             {"account_id": event.aggregate_id, "owner": event.data["owner"], "balance_cents": 0},
         )
 
-    @on("DepositMade", "TransferReceived")
+    @on("DepositMade", "TransferReceived", "TransferRefunded")
     def credited(self, db: ProjectionWriter, event: RecordedEvent) -> None:
         key = ("account_id", event.aggregate_id)
         db.update(

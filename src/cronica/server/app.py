@@ -19,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 import cronica
 from cronica.readmodels.base import ReadModelDatabase
-from cronica.server import routes_bank, routes_ops, routes_store
+from cronica.server import routes_bank, routes_ops, routes_store, routes_transfers
 from cronica.server.auth import KeyRing, KeysFirst
 from cronica.server.errors import install_error_handlers
 from cronica.server.metrics import Metrics
@@ -76,6 +76,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(routes_store.router)
     app.include_router(routes_bank.router)
+    app.include_router(routes_transfers.router)
     app.include_router(routes_ops.router)
     app.add_middleware(BodyLimit, limit=chosen.max_body_bytes)
     app.add_middleware(KeysFirst, ring=keys)

@@ -211,3 +211,36 @@ class HealthOut(BaseModel):
     store: str
     head: int | None = None
     message: str | None = None
+
+
+# -- transfers (a saga) -------------------------------------------------------------------------
+
+AccountRef = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/]+$")]
+
+
+class TransferIn(_Body):
+    from_: AccountRef = Field(alias="from", description="the account the money leaves")
+    to: AccountRef = Field(description="the account the money goes to")
+    amount: Annotated[str, Field(pattern=AMOUNT_PATTERN)] | StrictInt = Field(
+        description='a positive decimal with at most two places: "1000.00" (or an integer)'
+    )
+    transfer_id: AccountRef | None = Field(
+        None,
+        alias="transferId",
+        description="the transfer's id, to retry a request safely; drawn if absent",
+    )
+
+
+class TransferAcceptedOut(BaseModel):
+    transferId: str
+    position: int
+
+
+class TransferOut(BaseModel):
+    transferId: str
+    status: Literal["pending", "completed", "failed", "compensated"]
+    from_: str = Field(alias="from")
+    to: str
+    amount: str
+    reason: str | None = Field(description="why it failed or was compensated")
+    version: int

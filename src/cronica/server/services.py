@@ -23,11 +23,13 @@ from cronica.connect import connect
 from cronica.examples.bank import BankAccount, bank_events
 from cronica.examples.bank_handlers import bank_handlers
 from cronica.examples.bank_read_models import bank_projections
+from cronica.examples.transfers import Transfer, transfer_steps
 from cronica.projections import Catalog, Projector
 from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase, Row
 from cronica.relay import Relay
 from cronica.repository import Repository
+from cronica.sagas import SagaRunner, Sagas
 from cronica.server.errors import HTTPError
 from cronica.server.settings import ServerSettings
 from cronica.store.base import EventStore
@@ -59,11 +61,17 @@ class Services:
             self.accounts = Repository(self.store, BankAccount, bank_events)
             # Building the projector registers the bank's projections (their tables and
             # catalog rows), so queries answer even before a projector has run.
-            self.projector = Projector(self.store, bank_projections(), self.read_models)
+            batching: dict[str, Any] = (
+                {} if settings.batch_size is None else {"batch_size": settings.batch_size}
+            )
+            self.projector = Projector(self.store, bank_projections(), self.read_models, **batching)
             self.catalog = Catalog(self.read_models)
             self.relay: Relay | None = None
             if settings.bus is not None:
-                self.relay = Relay(self.store, connect_bus(settings.bus), self.read_models)
+                self.relay = Relay(
+                    self.store, connect_bus(settings.bus), self.read_models, **batching
+                )
+            self.transfers = Sagas(self.store, Transfer)
             self.consumers: list[BackgroundLoop] = []
         except BaseException:
             if hasattr(self, "read_models"):
@@ -72,7 +80,9 @@ class Services:
                 self.store.close()
             raise
         self.aio = AsyncEventStore(self.store)
-        self.owned_aggregate_types = frozenset({BankAccount.aggregate_type})
+        self.owned_aggregate_types = frozenset(
+            {BankAccount.aggregate_type, Transfer.aggregate_type}
+        )
         """Stream types the store API may not append to: their service's commands own them."""
         self.running_projector = False
         self._command_locks = [asyncio.Lock() for _ in range(COMMAND_LOCK_STRIPES)]
@@ -94,22 +104,28 @@ class Services:
                 consumer.start()
 
     def _handler_consumers(self) -> list[BackgroundLoop]:
-        """The seed's event handlers, on the bus when there is one (Redis consumer groups),
-        else over the store's own log (the in-process bus)."""
-        handlers = bank_handlers(self.read_models)
-        if self.relay is None:
-            return [
+        """The seed's event handlers and the transfer saga's runner, on the bus when there is
+        a Redis one (consumer groups), else over the store's own log (the in-process bus)."""
+        runner = SagaRunner(
+            self.transfers,
+            transfer_steps(Repository(self.store, BankAccount, bank_events)),
+            timers=self.read_models,
+        )
+        handlers = [*bank_handlers(self.read_models), (runner.group, runner.handle)]
+        loops: list[BackgroundLoop] = [runner]  # its timers: deadlines and retries
+        from cronica.bus.redis_streams import RedisStreamsBus
+
+        bus = None if self.relay is None else self.relay.bus
+        if not isinstance(bus, RedisStreamsBus):
+            # No bus, or one this process does not consume from (NATS): the store's log.
+            return loops + [
                 LogConsumer(self.store, handler, group=group, checkpoints=self.read_models)
                 for group, handler in handlers
             ]
         from cronica.bus.redis_consumer import StreamConsumer
-        from cronica.bus.redis_streams import RedisStreamsBus
 
-        bus = self.relay.bus
-        if not isinstance(bus, RedisStreamsBus):
-            return []
         name = f"{socket.gethostname()}:{os.getpid()}"
-        return [
+        return loops + [
             StreamConsumer(handler, group=group, consumer=name, url=bus.url, stream=bus.stream)
             for group, handler in handlers
         ]

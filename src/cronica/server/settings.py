@@ -22,6 +22,7 @@ class ServerSettings:
     - ``max_body_bytes``: the largest request body; larger ones get 413.
     - ``cors_origins``: origins allowed to call the API from a browser (none by default).
     - ``min_position_timeout``: how long a query with ``minPosition`` waits for the read model.
+    - ``batch_size``: events per batch of the projector and the relay (None: their defaults).
     """
 
     store: str = DEFAULT_STORE
@@ -33,3 +34,4 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     min_position_timeout: float = 5.0
     max_event_bytes: int | None = None
+    batch_size: int | None = None

@@ -330,6 +330,22 @@ class EventStore(abc.ABC):
         aggregate_types: tuple[str, ...] | None,
     ) -> list[RecordedEvent]: ...
 
+    def read_event(self, event_id: uuid.UUID | str) -> RecordedEvent | None:
+        """The event with this id, or None when no event has it (``InvalidInputError`` for an
+        id that is not a UUID). A lookup by the store's unique index on event ids: how a
+        command that derives its event ids from an idempotency key finds out it ran before."""
+        try:
+            key = event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
+        except ValueError as exc:
+            raise InvalidInputError(f"event id {event_id!r} is not a UUID") from exc
+        event = self._read_event(key)
+        if event is None or self._upcasters is None:
+            return event
+        return self._upcasters.upcast_all([event])[0]
+
+    @abc.abstractmethod
+    def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None: ...
+
     def stream_info(self, aggregate_id: str) -> StreamInfo:
         """The stream's type, version, and first and last write; ``StreamNotFoundError`` if none."""
         check_aggregate_id(aggregate_id)

@@ -153,6 +153,10 @@ class MemoryEventStore(EventStore):
                 break
         return result
 
+    def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        with self._lock:
+            return self._by_id.get(event_id)
+
     def _stream_info(self, aggregate_id: str) -> StreamInfo:
         with self._lock:
             stream = self._streams.get(aggregate_id)

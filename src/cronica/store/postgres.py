@@ -520,6 +520,10 @@ class PostgresEventStore(EventStore):
                 return
             time.sleep(0.002)
 
+    def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        rows = self._query(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = %s", [event_id])
+        return RecordedEvent(*rows[0]) if rows else None
+
     def _stream_info(self, aggregate_id: str) -> StreamInfo:
         rows = self._query(
             "SELECT aggregate_id, aggregate_type, version, created_at, updated_at"

@@ -401,6 +401,13 @@ class SQLiteEventStore(EventStore):
             rows = conn.execute(sql, params).fetchall()
         return [_decode(row) for row in rows]
 
+    def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        with self._reader() as conn:
+            row = conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ?", (str(event_id),)
+            ).fetchone()
+        return None if row is None else _decode(row)
+
     def _stream_info(self, aggregate_id: str) -> StreamInfo:
         with self._reader() as conn:
             row = conn.execute(

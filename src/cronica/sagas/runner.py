@@ -1,0 +1,344 @@
+"""Running sagas: steps in order, compensation in reverse order, deadlines, crash recovery.
+
+A :class:`SagaRunner` reacts to the events of its saga type's streams (delivered by a consumer
+of the log or of the bus: :meth:`SagaRunner.handle` is an event handler) and to its timers,
+and drives each saga as far as it can go:
+
+1. while steps remain, it runs the next one and records ``SagaStepCompleted``; a step that is
+   refused (:class:`StepFailedError`, or a domain error such as an ``InvariantError``) is recorded
+   as ``SagaStepFailed``, and a step that keeps failing otherwise (the store or a service down)
+   is retried with backoff and given up after ``max_attempts``;
+2. after a failure, or when the saga's deadline passes first, it runs the compensations of the
+   completed steps, newest first, each recorded as ``SagaStepCompensated``; a compensation is
+   retried until it succeeds (it must not be refused);
+3. it records the ending: ``SagaCompleted``, ``SagaFailed`` or ``SagaCompensated``.
+
+**No step runs twice.** A step receives an idempotency key (saga type, saga id, step name) for
+its command (``Repository.execute(..., idempotency_key=key)``): the command's event ids derive
+from it, so when a runner crashed after the command but before recording the step, the next
+attempt finds the events already stored and does nothing again. Two runners advancing one
+saga at once are safe too: both record with the saga's version as the expected version, and
+the loser reloads.
+
+**Timers are persisted.** ``cronica_saga_timers`` (in the read-model database) holds, per saga
+still running, when to look at it again: its deadline, or the next retry of a failing step.
+The runner's loop (:meth:`SagaRunner.start`) fires the timers that are due; the table is
+rebuilt from the sagas' own events as they are delivered, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from cronica._background import BackgroundLoop
+from cronica.audit import Audit
+from cronica.errors import (
+    ConcurrencyError,
+    CronicaError,
+    InvalidInputError,
+    LeaseLostError,
+    StoreError,
+)
+from cronica.events import RecordedEvent
+from cronica.readmodels.base import ReadModelDatabase
+from cronica.repository import CommandResult, Repository
+from cronica.sagas.state import Saga, SagaStarted, saga_events
+from cronica.store.base import EventStore
+
+log = logging.getLogger("cronica.sagas")
+
+S = TypeVar("S", bound=Saga)
+
+StepAction = Callable[[S, str], object]
+"""A step or compensation: called with the saga and the idempotency key for its command."""
+
+TIMERS_DDL = """CREATE TABLE IF NOT EXISTS cronica_saga_timers (
+    saga_type TEXT NOT NULL,
+    saga_id   TEXT NOT NULL,
+    due_ms    BIGINT NOT NULL,
+    attempts  INTEGER NOT NULL,
+    PRIMARY KEY (saga_type, saga_id)
+)"""
+
+MAX_TRANSITIONS = 1000
+"""How many transitions one call of :meth:`SagaRunner.advance` makes at most."""
+
+
+class StepFailedError(CronicaError):
+    """Raised by a step whose work was refused (the car rental has no car): the saga records
+    the failure and compensates. Any ``CronicaError`` that is not about the store's
+    availability counts as a refusal too (an ``InvariantError``, an unknown aggregate)."""
+
+
+@dataclass(frozen=True)
+class Step(Generic[S]):
+    """One step of a saga: ``action`` does it; ``compensate``, when given, undoes it."""
+
+    name: str
+    action: StepAction[S]
+    compensate: StepAction[S] | None = None
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` means the step was refused for good (compensate), not that it could not
+    be tried now (retry): a domain error, not the store's or a service's availability."""
+    return isinstance(exc, CronicaError) and not isinstance(
+        exc, StoreError | ConcurrencyError | LeaseLostError
+    )
+
+
+class Sagas(Generic[S]):
+    """Start and read sagas of one class: what an API needs (the runner does the rest)."""
+
+    def __init__(self, store: EventStore, saga_class: type[S]) -> None:
+        if not saga_class.steps or len(set(saga_class.steps)) != len(saga_class.steps):
+            raise InvalidInputError(f"{saga_class.__name__} needs steps with distinct names")
+        self.store = store
+        self.saga_class = saga_class
+        self.repository = Repository(store, saga_class, saga_events, snapshot_every=None)
+
+    def begin(
+        self, saga_id: str, data: Mapping[str, Any], *, audit: Audit | None = None
+    ) -> CommandResult[S]:
+        """Start a saga with input ``data`` (JSON-ready values). Starting it again with the
+        same data changes nothing (the first start's result comes back, ``replayed``); with
+        other data it raises ``ConcurrencyError``."""
+        timeout = self.saga_class.timeout
+        deadline = None if timeout is None else datetime.now(UTC) + timedelta(seconds=timeout)
+        payload = dict(data)
+        try:
+            return self.repository.create(
+                saga_id, lambda saga: saga.begin(payload, deadline), audit=audit
+            )
+        except ConcurrencyError:
+            saga = self.repository.load(saga_id)
+            if saga.data != as_stored(payload):
+                raise
+            first = self.store.read_stream(saga_id, limit=1)[0]
+            return CommandResult(saga_id, 1, 1, first.position, (), saga, replayed=True)
+
+    def get(self, saga_id: str) -> S:
+        """The saga as it is now; ``StreamNotFoundError`` when there is none."""
+        return self.repository.load(saga_id)
+
+
+def as_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as it reads back from the store (JSON types: a Decimal becomes a string)."""
+    return dict(saga_events.to_new_event(SagaStarted(data=data)).data["data"])
+
+
+class SagaRunner(BackgroundLoop, Generic[S]):
+    """Drives the sagas of one class. :meth:`handle` is its event handler (give it to a
+    consumer of the log or the bus); :meth:`start` runs its timers in a background thread.
+
+    ``timers`` is the read-model database for ``cronica_saga_timers``; ``retry_delay`` the first
+    pause after a step that could not be tried (doubling up to ``max_retry_delay``);
+    ``max_attempts`` how many times a step is tried before it counts as failed.
+    """
+
+    thread_name = "cronica-sagas"
+
+    def __init__(
+        self,
+        sagas: Sagas[S],
+        steps: Iterable[Step[S]],
+        *,
+        timers: ReadModelDatabase,
+        max_attempts: int = 10,
+        retry_delay: float = 0.1,
+        max_retry_delay: float = 30.0,
+        tick: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.sagas = sagas
+        self.steps = {step.name: step for step in steps}
+        names = sagas.saga_class.steps
+        if set(self.steps) != set(names):
+            raise InvalidInputError(
+                f"{sagas.saga_class.__name__} names the steps {list(names)}; the runner was"
+                f" given {list(self.steps)}"
+            )
+        if max_attempts < 1 or retry_delay <= 0 or tick <= 0:
+            raise InvalidInputError("max_attempts >= 1, retry_delay > 0 and tick > 0, please")
+        self.saga_type = sagas.saga_class.aggregate_type
+        self.group = f"saga-{self.saga_type}"
+        """The consumer group name to deliver this runner's events under."""
+        self.timers = timers
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.tick = tick
+        with timers.transaction() as tx:
+            tx.execute(TIMERS_DDL)
+
+    # -- reacting ----------------------------------------------------------------------------
+
+    def handle(self, event: RecordedEvent) -> None:
+        """The event handler: an event of one of this runner's sagas moves that saga on."""
+        if event.aggregate_type != self.saga_type:
+            return
+        if event.event_type == "SagaStarted" and event.data.get("deadline"):
+            self._set_timer(event.aggregate_id, _parse(event.data["deadline"]), 0, keep=True)
+        self.drive(event.aggregate_id)
+
+    def fire_due_timers(self, limit: int = 100) -> int:
+        """Advance the sagas whose timers are due; return how many."""
+        rows = self.timers.query(
+            "SELECT saga_id, attempts FROM cronica_saga_timers WHERE saga_type = ?"
+            " AND due_ms <= ? ORDER BY due_ms LIMIT ?",
+            [self.saga_type, _ms(datetime.now(UTC)), limit],
+        )
+        for saga_id, attempts in rows:
+            self.drive(str(saga_id), int(attempts))
+        return len(rows)
+
+    def drive(self, saga_id: str, attempts: int | None = None) -> S | None:
+        """Advance one saga, keeping its timer: gone once it ends, at its deadline while it
+        runs, at the next retry after a step could not be tried. Returns the saga, or None
+        when it could not be advanced now (it will be retried)."""
+        if attempts is None:
+            attempts = self._attempts(saga_id)
+        try:
+            saga = self.advance(saga_id, give_up=attempts + 1 >= self.max_attempts)
+        except Exception as exc:  # the store or a service is down, or a step's defect
+            pause = min(self.retry_delay * 2**attempts, self.max_retry_delay)
+            log.warning("saga %s: attempt %d failed, retrying in %.1f s: %s",
+                        saga_id, attempts + 1, pause, exc)  # fmt: skip
+            # If even the timer cannot be kept, this raises: the event is delivered again.
+            self._set_timer(saga_id, datetime.now(UTC) + timedelta(seconds=pause), attempts + 1)
+            return None
+        if saga.finished:
+            self._clear_timer(saga_id)
+        elif saga.deadline is not None and not saga.compensating:
+            self._set_timer(saga_id, saga.deadline, 0)
+        else:
+            self._clear_timer(saga_id)
+        return saga
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def advance(self, saga_id: str, *, give_up: bool = False) -> S:
+        """Take the saga as far as it goes now and return it. Raises what a step raised when it
+        could not be tried (unless ``give_up``: then the step counts as failed)."""
+        repository = self.sagas.repository
+        for _ in range(MAX_TRANSITIONS):
+            saga = repository.load(saga_id)
+            if saga.finished:
+                return saga
+            try:
+                self._transition(saga, give_up)
+                repository.save(saga)
+            except ConcurrencyError:
+                continue  # another runner moved it meanwhile: look again
+        return repository.load(saga_id)
+
+    def _transition(self, saga: S, give_up: bool) -> None:
+        """Record the saga's next move (one step run, undone, or the deadline)."""
+        key = f"{self.saga_type}/{saga.id}"
+        if saga.compensating:
+            name = saga.next_compensation()
+            assert name is not None  # the last compensation records the ending
+            compensate = self.steps[name].compensate
+            result = None if compensate is None else compensate(saga, f"{key}/{name}/undo")
+            saga.compensate_step(name, _position(result))
+            return
+        if saga.deadline is not None and datetime.now(UTC) >= saga.deadline:
+            saga.pass_deadline()
+            return
+        name = saga.next_step()
+        assert name is not None  # the last step records the ending
+        try:
+            result = self.steps[name].action(saga, f"{key}/{name}")
+        except Exception as exc:
+            if not (is_refusal(exc) or give_up):
+                raise
+            reason = (
+                str(exc)
+                if is_refusal(exc)
+                else f"gave up after {self.max_attempts} attempts: {type(exc).__name__}: {exc}"
+            )
+            log.info("saga %s: step %s failed: %s", saga.id, name, reason)
+            saga.fail_step(name, reason)
+            return
+        saga.complete_step(name, _position(result))
+
+    # -- the timer loop ----------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """Fire due timers every ``tick`` seconds until :meth:`stop`."""
+        while not self._stopping.is_set():
+            try:
+                fired = self.fire_due_timers()
+            except StoreError as exc:
+                log.warning("sagas %s: timers unreadable: %s", self.saga_type, exc)
+                fired = 0
+            if not fired:
+                self._stopping.wait(self.tick)
+
+    def run_until_idle(self, timeout: float = 10.0) -> None:
+        """Fire timers until none is due (or ``timeout`` seconds pass): for tests and scripts."""
+        deadline = time.monotonic() + timeout
+        while self.fire_due_timers() and time.monotonic() < deadline:
+            pass
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def _attempts(self, saga_id: str) -> int:
+        rows = self.timers.query(
+            "SELECT attempts FROM cronica_saga_timers WHERE saga_type = ? AND saga_id = ?",
+            [self.saga_type, saga_id],
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def _set_timer(self, saga_id: str, due: datetime, attempts: int, keep: bool = False) -> None:
+        """Set the saga's timer (``keep``: only if it has none)."""
+        conflict = (
+            "DO NOTHING"
+            if keep
+            else ("DO UPDATE SET due_ms = excluded.due_ms, attempts = excluded.attempts")
+        )
+        with self.timers.transaction() as tx:
+            tx.execute(
+                "INSERT INTO cronica_saga_timers (saga_type, saga_id, due_ms, attempts)"
+                f" VALUES (?, ?, ?, ?) ON CONFLICT (saga_type, saga_id) {conflict}",
+                [self.saga_type, saga_id, _ms(due), attempts],
+            )
+
+    def _clear_timer(self, saga_id: str) -> None:
+        with self.timers.transaction() as tx:
+            tx.execute(
+                "DELETE FROM cronica_saga_timers WHERE saga_type = ? AND saga_id = ?",
+                [self.saga_type, saga_id],
+            )
+
+    def pending_timers(self) -> list[tuple[str, datetime, int]]:
+        """(saga id, due, attempts) of this runner's timers, soonest first."""
+        rows = self.timers.query(
+            "SELECT saga_id, due_ms, attempts FROM cronica_saga_timers WHERE saga_type = ?"
+            " ORDER BY due_ms",
+            [self.saga_type],
+        )
+        return [
+            (str(saga_id), datetime.fromtimestamp(int(due) / 1000, UTC), int(attempts))
+            for saga_id, due, attempts in rows
+        ]
+
+
+def _position(result: object) -> int | None:
+    """The position a step's result reports (a ``CommandResult``'s), if any."""
+    position = getattr(result, "position", None)
+    return position if isinstance(position, int) else None
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _parse(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
