@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from cronica import (
     AggregateTypeMismatchError,
     Audit,
     ConcurrencyError,
+    DuplicateEventError,
     EventStore,
     InvalidInputError,
     MemorySnapshotStore,
@@ -27,6 +29,7 @@ from cronica import (
     audit_context,
 )
 from cronica.examples.bank import BankAccount, InsufficientFundsError, bank_events
+from cronica.repository import idempotent_event_id
 
 Accounts = Repository[BankAccount]
 
@@ -402,3 +405,57 @@ def test_without_snapshots_nothing_is_remembered(store: EventStore) -> None:
     accounts.execute("acc-1", deposit("1.00"))
     accounts.execute("acc-1", deposit("1.00"))
     assert reads == [1, 1]
+
+
+# -- idempotency keys ---------------------------------------------------------------------------
+
+
+def test_a_command_with_an_idempotency_key_runs_once(store: EventStore) -> None:
+    accounts = Repository(store, BankAccount, bank_events)
+    accounts.create("acc-1", lambda a: (a.open("Ana"), a.deposit("100.00")))
+    first = accounts.execute("acc-1", lambda a: a.withdraw("60.00"), idempotency_key="w-1")
+    # Run again (a process that crashed before it could tell): the balance would no longer
+    # cover it, but the command is not run: its first run is reported.
+    again = accounts.execute("acc-1", lambda a: a.withdraw("60.00"), idempotency_key="w-1")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert (again.from_version, again.to_version, again.position) == (
+        first.from_version, first.to_version, first.position
+    )  # fmt: skip
+    assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+    assert again.aggregate.balance == Decimal("40.00")
+    assert store.stream_info("acc-1").version == 3
+    # Every run of the command carries one command id, derived from the key.
+    recorded = store.read_stream("acc-1")[-1]
+    assert recorded.event_id == idempotent_event_id("w-1", 1)
+    assert recorded.metadata["commandId"] == first.events[0].metadata["commandId"]
+
+
+def test_an_idempotent_command_writing_several_events_replays_them_all(store: EventStore) -> None:
+    accounts = Repository(store, BankAccount, bank_events)
+    first = accounts.create(
+        "acc-1", lambda a: (a.open("Ana"), a.deposit("1"), a.deposit("2")), idempotency_key="k"
+    )
+    accounts.execute("acc-1", lambda a: a.deposit("3"))
+    again = accounts.create("acc-1", lambda a: a.open("Ana"), idempotency_key="k")
+    assert again.replayed and (again.from_version, again.to_version) == (1, 3)
+    assert again.position == first.position
+    assert [e.event_type for e in again.events] == ["AccountCreated", "DepositMade", "DepositMade"]
+
+
+def test_an_idempotency_key_belongs_to_one_aggregate(store: EventStore) -> None:
+    accounts = Repository(store, BankAccount, bank_events)
+    accounts.create("acc-1", lambda a: a.open("Ana"), idempotency_key="open")
+    with pytest.raises(DuplicateEventError, match="acc-1"):
+        accounts.create("acc-2", lambda a: a.open("Juan"), idempotency_key="open")
+    assert store.read_stream("acc-2") == []
+
+
+def test_read_event_finds_an_event_by_id(store: EventStore) -> None:
+    appended = NewEvent("Happened", {"n": 1})
+    store.append("s-1", [appended])
+    found = store.read_event(appended.event_id)
+    assert found is not None and (found.aggregate_id, found.data) == ("s-1", {"n": 1})
+    assert store.read_event(str(appended.event_id)) == found
+    assert store.read_event(uuid.uuid4()) is None
+    with pytest.raises(InvalidInputError):
+        store.read_event("not-a-uuid")

@@ -20,6 +20,7 @@ Decimal('50.00')
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
@@ -228,7 +229,12 @@ class Repository(Generic[A]):
         start = aggregate.stored_version
         if not pending:
             return CommandResult(aggregate.id, start + 1, start, None, (), aggregate)
-        metadata = (audit or Audit()).merged_over(current_audit()).metadata()
+        answers = (audit or Audit()).merged_over(current_audit())
+        if idempotency_key is not None and answers.command_id is None:
+            # One command id for every run of the command: a retry stores the same metadata.
+            command_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
+            answers = dataclasses.replace(answers, command_id=command_id)
+        metadata = answers.metadata()
         new_events = tuple(
             self.events.to_new_event(
                 event,
@@ -355,7 +361,7 @@ class Repository(Generic[A]):
         command(aggregate)
         try:
             return self.save(aggregate, audit=audit, idempotency_key=idempotency_key)
-        except ConcurrencyError:
+        except (ConcurrencyError, DuplicateEventError):
             earlier = (
                 None if idempotency_key is None else self.earlier_run(aggregate_id, idempotency_key)
             )
@@ -397,6 +403,16 @@ class Repository(Generic[A]):
             command(aggregate)
             try:
                 return self.save(aggregate, audit=audit, idempotency_key=idempotency_key)
+            except DuplicateEventError:
+                # Another run of this very command (a racing process) stored it first.
+                earlier = (
+                    None
+                    if idempotency_key is None
+                    else self.earlier_run(aggregate_id, idempotency_key)
+                )
+                if earlier is None:
+                    raise
+                return earlier
             except ConcurrencyError:
                 if attempt >= retries and (
                     idempotency_key is None

@@ -31,12 +31,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from cronica._background import BackgroundLoop
-from cronica.audit import Audit
+from cronica.audit import Audit, audit_context, current_audit
 from cronica.errors import (
     ConcurrencyError,
     CronicaError,
@@ -244,7 +245,8 @@ class SagaRunner(BackgroundLoop, Generic[S]):
             name = saga.next_compensation()
             assert name is not None  # the last compensation records the ending
             compensate = self.steps[name].compensate
-            result = None if compensate is None else compensate(saga, f"{key}/{name}/undo")
+            with self._audit(saga, f"undo {name}"):
+                result = None if compensate is None else compensate(saga, f"{key}/{name}/undo")
             saga.compensate_step(name, _position(result))
             return
         if saga.deadline is not None and datetime.now(UTC) >= saga.deadline:
@@ -253,7 +255,8 @@ class SagaRunner(BackgroundLoop, Generic[S]):
         name = saga.next_step()
         assert name is not None  # the last step records the ending
         try:
-            result = self.steps[name].action(saga, f"{key}/{name}")
+            with self._audit(saga, name):
+                result = self.steps[name].action(saga, f"{key}/{name}")
         except Exception as exc:
             if not (is_refusal(exc) or give_up):
                 raise
@@ -266,6 +269,16 @@ class SagaRunner(BackgroundLoop, Generic[S]):
             saga.fail_step(name, reason)
             return
         saga.complete_step(name, _position(result))
+
+    def _audit(self, saga: S, doing: str) -> AbstractContextManager[Audit]:
+        """The audit answers of a step's commands: the saga is the actor (unless one is set),
+        its id the correlation id, so an account's history names the transfer behind it."""
+        outer = current_audit()
+        return audit_context(
+            actor=outer.actor or f"saga:{self.saga_type}",
+            reason=outer.reason or f"{self.saga_type} {saga.id}: {doing}",
+            correlation_id=saga.id,
+        )
 
     # -- the timer loop ----------------------------------------------------------------------
 
