@@ -9,14 +9,18 @@ and say how to enable them.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from cronica import EventStore, MemoryEventStore, SQLiteEventStore
+
+if TYPE_CHECKING:
+    from tests.processes import Server
 
 POSTGRES_URL = os.environ.get(
     "CRONICA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -176,3 +180,20 @@ def backend(request: pytest.FixtureRequest) -> str:
 def store(backend: str, make_store: Callable[..., EventStore]) -> EventStore:
     """A fresh, empty store of each backend in turn."""
     return make_store(backend)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """``serve(*args)``: ``cronica serve`` in a subprocess, killed after the test."""
+    from tests.processes import Server
+
+    started: list[Server] = []
+
+    def start(*args: str, env: dict[str, str | None] | None = None) -> Server:
+        server = Server(*args, cwd=tmp_path, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(signal.SIGKILL)

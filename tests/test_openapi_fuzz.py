@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.test_serve import Server
+from tests.processes import Server
 
 EXAMPLES = 40
 """Cases per operation."""

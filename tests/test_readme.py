@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.test_serve import Server
+from tests.processes import Server
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

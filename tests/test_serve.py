@@ -4,16 +4,13 @@ HTTP, following the log, draining on SIGTERM, losing nothing acknowledged on SIG
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,83 +21,8 @@ import redis
 import cronica
 from cronica.projections import Catalog
 from cronica.readmodels import read_models_for
-from tests.conftest import POSTGRES_URL, REDIS_URL, require_postgres, require_redis
-
-CLI = [sys.executable, "-m", "cronica"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Server:
-    """``cronica serve`` in a subprocess, on a port of its own."""
-
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str | None] | None = None) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = cwd / f"server-{self.port}.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [*CLI, "serve", "--port", str(self.port), "--log-level", "warning", *args],
-                cwd=cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=environment(env),
-            )
-        self.wait_until_up()
-
-    def wait_until_up(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"the server did not come up: {self.log.read_text()}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        return self.process.wait(timeout=30)
-
-
-def environment(changes: dict[str, str | None] | None) -> dict[str, str]:
-    """This process's environment with ``changes`` (None removes a variable)."""
-    env = dict(os.environ)
-    for name, value in (changes or {}).items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    started: list[Server] = []
-
-    def start(*args: str, env: dict[str, str | None] | None = None) -> Server:
-        server = Server(*args, cwd=tmp_path, env=env)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop(signal.SIGKILL)
-
-
-def store_url_for(backend: str, tmp_path: Path, pg_schema_factory: Callable[[], str]) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'bank.db'}"
-    require_postgres()
-    return f"{POSTGRES_URL}?schema={pg_schema_factory()}"
+from tests.conftest import REDIS_URL, require_redis
+from tests.processes import CLI, Server, free_port, store_url_for
 
 
 def test_serve_with_no_arguments_tells_the_seeds_story_on_cronica_db(
@@ -405,4 +327,31 @@ def test_a_worker_with_a_bus_runs_the_projections_and_the_relay(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
+        client.delete(key)
+
+
+def test_with_a_redis_bus_the_transfer_saga_consumes_the_stream(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    require_redis()
+    key = f"cronica-test:{uuid.uuid4().hex}"
+    client: Any = redis.Redis.from_url(REDIS_URL)
+    try:
+        server = serve(
+            "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--bus", f"{REDIS_URL}?stream={key}"
+        )
+        with httpx.Client(base_url=server.base) as http:
+            for account_id in ("ana", "juan"):
+                http.post("/accounts", json={"owner": "O", "accountId": account_id})
+            http.post("/accounts/ana/deposits", json={"amount": "10.00"})
+            transfer = http.post("/transfers", json={"from": "ana", "to": "juan", "amount": "4"})
+            transfer_id = transfer.json()["transferId"]
+            deadline = time.monotonic() + 20
+            while http.get(f"/transfers/{transfer_id}").json()["status"] == "pending":
+                assert time.monotonic() < deadline, "the saga did not run"
+                time.sleep(0.05)
+            assert http.get(f"/transfers/{transfer_id}").json()["status"] == "completed"
+        groups = {g["name"].decode() for g in client.xinfo_groups(key)}
+        assert "saga-Transfer" in groups
+    finally:
         client.delete(key)
