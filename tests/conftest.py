@@ -20,6 +20,9 @@ import pytest
 from cronica import EventStore, MemoryEventStore, SQLiteEventStore
 
 if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from cronica.server.auth import KeyRing
     from tests.processes import Server
 
 POSTGRES_URL = os.environ.get(
@@ -197,3 +200,25 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def make_client(store: EventStore) -> Iterator[Callable[..., TestClient]]:
+    """``make(**settings)``: a started application on the test's store."""
+    opened: list[TestClient] = []
+
+    def make(keys: KeyRing | None = None, **settings: Any) -> TestClient:
+        from fastapi.testclient import TestClient
+
+        from cronica.server import ServerSettings, create_app
+
+        settings.setdefault("min_position_timeout", 5.0)
+        app = create_app(ServerSettings(**settings), store=store, keys=keys)
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)

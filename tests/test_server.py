@@ -12,28 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cronica import EventStore
 from cronica.cloudevents import BATCH_CONTENT_TYPE, CONTENT_TYPE
-from cronica.server import ServerSettings, create_app
 from cronica.server.auth import KeyRing, new_key
-
-
-@pytest.fixture
-def make_client(store: EventStore) -> Iterator[Callable[..., TestClient]]:
-    """``make(**settings)``: a started application on the test's store."""
-    opened: list[TestClient] = []
-
-    def make(keys: KeyRing | None = None, **settings: Any) -> TestClient:
-        settings.setdefault("min_position_timeout", 5.0)
-        app = create_app(ServerSettings(**settings), store=store, keys=keys)
-        client = TestClient(app)
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -4,32 +4,15 @@ compensated by the runner; the money in all accounts never changes because of tr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from cronica import EventStore
 from cronica.examples.bank import BankAccount, bank_events
 from cronica.repository import Repository
-from cronica.server import ServerSettings, create_app
-
-
-@pytest.fixture
-def make_client(store: EventStore) -> Iterator[Callable[..., TestClient]]:
-    opened: list[TestClient] = []
-
-    def make(**settings: Any) -> TestClient:
-        client = TestClient(create_app(ServerSettings(**settings), store=store))
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
 
 
 def open_account(client: TestClient, account_id: str, deposit: str | None = None) -> None:

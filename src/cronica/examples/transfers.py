@@ -36,6 +36,7 @@ account to the other or gave it back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from cronica.examples.bank import BankAccount
@@ -69,28 +70,18 @@ class Transfer(Saga):
 def transfer_steps(accounts: Repository[BankAccount]) -> list[Step[Transfer]]:
     """The transfer's steps, running their commands through ``accounts``."""
 
-    def debit(transfer: Transfer, key: str) -> CommandResult[BankAccount]:
-        return accounts.execute(
-            transfer.source,
-            lambda a: a.send_transfer(transfer.id, transfer.target, transfer.amount),
-            idempotency_key=key,
-            retries=COMMAND_RETRIES,
-        )
+    def on_account(
+        account_id: str, command: Callable[[BankAccount], None], key: str
+    ) -> CommandResult[BankAccount]:
+        return accounts.execute(account_id, command, idempotency_key=key, retries=COMMAND_RETRIES)
 
-    def refund(transfer: Transfer, key: str) -> CommandResult[BankAccount]:
-        return accounts.execute(
-            transfer.source,
-            lambda a: a.refund_transfer(transfer.id, transfer.amount),
-            idempotency_key=key,
-            retries=COMMAND_RETRIES,
-        )
+    def debit(t: Transfer, key: str) -> CommandResult[BankAccount]:
+        return on_account(t.source, lambda a: a.send_transfer(t.id, t.target, t.amount), key)
 
-    def credit(transfer: Transfer, key: str) -> CommandResult[BankAccount]:
-        return accounts.execute(
-            transfer.target,
-            lambda a: a.receive_transfer(transfer.id, transfer.source, transfer.amount),
-            idempotency_key=key,
-            retries=COMMAND_RETRIES,
-        )
+    def refund(t: Transfer, key: str) -> CommandResult[BankAccount]:
+        return on_account(t.source, lambda a: a.refund_transfer(t.id, t.amount), key)
+
+    def credit(t: Transfer, key: str) -> CommandResult[BankAccount]:
+        return on_account(t.target, lambda a: a.receive_transfer(t.id, t.source, t.amount), key)
 
     return [Step("debit", debit, compensate=refund), Step("credit", credit)]
