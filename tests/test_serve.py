@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -259,44 +259,55 @@ def test_api_and_worker_as_separate_processes(
         assert worker.wait(timeout=30) == 0
 
 
-def test_serve_with_a_bus_relays_every_event_to_redis(
-    serve: Callable[..., Server], tmp_path: Path
-) -> None:
+@pytest.fixture
+def redis_stream() -> Iterator[tuple[str, Any]]:
+    """A fresh Redis stream key and a client; the stream is deleted after the test."""
     require_redis()
     key = f"cronica-test:{uuid.uuid4().hex}"
     client: Any = redis.Redis.from_url(REDIS_URL)
     try:
-        server = serve(
-            "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--bus", f"{REDIS_URL}?stream={key}"
-        )
-        with httpx.Client(base_url=server.base) as http:
-            http.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
-            last = http.post("/accounts/ana/deposits", json={"amount": "5.00"}).json()["position"]
-            deadline = time.monotonic() + 20
-            while client.xlen(key) < 2:
-                assert time.monotonic() < deadline, "the relay did not publish"
-                time.sleep(0.05)
-            assert "cronica_relay_lag_events" in http.get("/metrics").text
-            # The seed's handlers consume the stream in their consumer groups.
-            while len(client.xinfo_groups(key)) < 3 or any(
-                g["lag"] != 0 or g["pending"] != 0 for g in client.xinfo_groups(key)
-            ):
-                assert time.monotonic() < deadline, "the handlers did not consume the stream"
-                time.sleep(0.05)
-        [_, (entry_id, fields)] = client.xrange(key)
-        assert entry_id == f"{last}-0".encode()
-        assert fields[b"eventType"] == b"DepositMade"
-        assert server.stop() == 0
-        status = subprocess.run(
-            [*CLI, "status", "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        [relay] = json.loads(status.stdout)["relays"]
-        assert (relay["name"], relay["position"], relay["lag_events"]) == (f"redis:{key}", last, 0)
+        yield key, client
     finally:
         client.delete(key)
+
+
+def serve_with_redis_bus(serve: Callable[..., Server], tmp_path: Path, key: str) -> Server:
+    return serve(
+        "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--bus", f"{REDIS_URL}?stream={key}"
+    )
+
+
+def test_serve_with_a_bus_relays_every_event_to_redis(
+    serve: Callable[..., Server], tmp_path: Path, redis_stream: tuple[str, Any]
+) -> None:
+    key, client = redis_stream
+    server = serve_with_redis_bus(serve, tmp_path, key)
+    with httpx.Client(base_url=server.base) as http:
+        http.post("/accounts", json={"owner": "Ana", "accountId": "ana"})
+        last = http.post("/accounts/ana/deposits", json={"amount": "5.00"}).json()["position"]
+        deadline = time.monotonic() + 20
+        while client.xlen(key) < 2:
+            assert time.monotonic() < deadline, "the relay did not publish"
+            time.sleep(0.05)
+        assert "cronica_relay_lag_events" in http.get("/metrics").text
+        # The seed's handlers consume the stream in their consumer groups.
+        while len(client.xinfo_groups(key)) < 3 or any(
+            g["lag"] != 0 or g["pending"] != 0 for g in client.xinfo_groups(key)
+        ):
+            assert time.monotonic() < deadline, "the handlers did not consume the stream"
+            time.sleep(0.05)
+    [_, (entry_id, fields)] = client.xrange(key)
+    assert entry_id == f"{last}-0".encode()
+    assert fields[b"eventType"] == b"DepositMade"
+    assert server.stop() == 0
+    status = subprocess.run(
+        [*CLI, "status", "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [relay] = json.loads(status.stdout)["relays"]
+    assert (relay["name"], relay["position"], relay["lag_events"]) == (f"redis:{key}", last, 0)
 
 
 def test_a_worker_with_a_bus_runs_the_projections_and_the_relay(
@@ -331,27 +342,20 @@ def test_a_worker_with_a_bus_runs_the_projections_and_the_relay(
 
 
 def test_with_a_redis_bus_the_transfer_saga_consumes_the_stream(
-    serve: Callable[..., Server], tmp_path: Path
+    serve: Callable[..., Server], tmp_path: Path, redis_stream: tuple[str, Any]
 ) -> None:
-    require_redis()
-    key = f"cronica-test:{uuid.uuid4().hex}"
-    client: Any = redis.Redis.from_url(REDIS_URL)
-    try:
-        server = serve(
-            "--store", f"sqlite:///{tmp_path / 'bus.db'}", "--bus", f"{REDIS_URL}?stream={key}"
-        )
-        with httpx.Client(base_url=server.base) as http:
-            for account_id in ("ana", "juan"):
-                http.post("/accounts", json={"owner": "O", "accountId": account_id})
-            http.post("/accounts/ana/deposits", json={"amount": "10.00"})
-            transfer = http.post("/transfers", json={"from": "ana", "to": "juan", "amount": "4"})
-            transfer_id = transfer.json()["transferId"]
-            deadline = time.monotonic() + 20
-            while http.get(f"/transfers/{transfer_id}").json()["status"] == "pending":
-                assert time.monotonic() < deadline, "the saga did not run"
-                time.sleep(0.05)
-            assert http.get(f"/transfers/{transfer_id}").json()["status"] == "completed"
-        groups = {g["name"].decode() for g in client.xinfo_groups(key)}
-        assert "saga-Transfer" in groups
-    finally:
-        client.delete(key)
+    key, client = redis_stream
+    server = serve_with_redis_bus(serve, tmp_path, key)
+    with httpx.Client(base_url=server.base) as http:
+        for account_id in ("ana", "juan"):
+            http.post("/accounts", json={"owner": "O", "accountId": account_id})
+        http.post("/accounts/ana/deposits", json={"amount": "10.00"})
+        transfer = http.post("/transfers", json={"from": "ana", "to": "juan", "amount": "4"})
+        transfer_id = transfer.json()["transferId"]
+        deadline = time.monotonic() + 20
+        while http.get(f"/transfers/{transfer_id}").json()["status"] == "pending":
+            assert time.monotonic() < deadline, "the saga did not run"
+            time.sleep(0.05)
+        assert http.get(f"/transfers/{transfer_id}").json()["status"] == "completed"
+    groups = {g["name"].decode() for g in client.xinfo_groups(key)}
+    assert "saga-Transfer" in groups
