@@ -190,20 +190,24 @@ class SagaRunner(BackgroundLoop, Generic[S]):
     def fire_due_timers(self, limit: int = 100) -> int:
         """Advance the sagas whose timers are due; return how many."""
         rows = self.timers.query(
-            "SELECT saga_id, attempts FROM cronica_saga_timers WHERE saga_type = ?"
+            "SELECT saga_id, due_ms, attempts FROM cronica_saga_timers WHERE saga_type = ?"
             " AND due_ms <= ? ORDER BY due_ms LIMIT ?",
             [self.saga_type, _ms(datetime.now(UTC)), limit],
         )
-        for saga_id, attempts in rows:
-            self.drive(str(saga_id), int(attempts))
+        for saga_id, due_ms, attempts in rows:
+            self._drive(str(saga_id), (int(due_ms), int(attempts)))
         return len(rows)
 
-    def drive(self, saga_id: str, attempts: int | None = None) -> S | None:
+    def drive(self, saga_id: str) -> S | None:
         """Advance one saga, keeping its timer: gone once it ends, at its deadline while it
         runs, at the next retry after a step could not be tried. Returns the saga, or None
         when it could not be advanced now (it will be retried)."""
-        if attempts is None:
-            attempts = self._attempts(saga_id)
+        return self._drive(saga_id, self._timer(saga_id))
+
+    def _drive(self, saga_id: str, timer: tuple[int, int] | None) -> S | None:
+        """:meth:`drive`, knowing the saga's timer (due in ms, attempts) or that it has none;
+        the timer table is written only when the timer changes."""
+        attempts = 0 if timer is None else timer[1]
         try:
             saga = self.advance(saga_id, give_up=attempts + 1 >= self.max_attempts)
         except Exception as exc:  # the store or a service is down, or a step's defect
@@ -213,11 +217,10 @@ class SagaRunner(BackgroundLoop, Generic[S]):
             # If even the timer cannot be kept, this raises: the event is delivered again.
             self._set_timer(saga_id, datetime.now(UTC) + timedelta(seconds=pause), attempts + 1)
             return None
-        if saga.finished:
-            self._clear_timer(saga_id)
-        elif saga.deadline is not None and not saga.compensating:
-            self._set_timer(saga_id, saga.deadline, 0)
-        else:
+        if not saga.finished and saga.deadline is not None and not saga.compensating:
+            if timer != (_ms(saga.deadline), 0):
+                self._set_timer(saga_id, saga.deadline, 0)
+        elif timer is not None:
             self._clear_timer(saga_id)
         return saga
 
@@ -301,12 +304,13 @@ class SagaRunner(BackgroundLoop, Generic[S]):
 
     # -- timers ------------------------------------------------------------------------------
 
-    def _attempts(self, saga_id: str) -> int:
+    def _timer(self, saga_id: str) -> tuple[int, int] | None:
+        """The saga's timer (due in ms, attempts), or None."""
         rows = self.timers.query(
-            "SELECT attempts FROM cronica_saga_timers WHERE saga_type = ? AND saga_id = ?",
+            "SELECT due_ms, attempts FROM cronica_saga_timers WHERE saga_type = ? AND saga_id = ?",
             [self.saga_type, saga_id],
         )
-        return int(rows[0][0]) if rows else 0
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
     def _set_timer(self, saga_id: str, due: datetime, attempts: int, keep: bool = False) -> None:
         """Set the saga's timer (``keep``: only if it has none)."""
