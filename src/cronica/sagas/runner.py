@@ -230,16 +230,16 @@ class SagaRunner(BackgroundLoop, Generic[S]):
         """Take the saga as far as it goes now and return it. Raises what a step raised when it
         could not be tried (unless ``give_up``: then the step counts as failed)."""
         repository = self.sagas.repository
+        saga = repository.load(saga_id)
         for _ in range(MAX_TRANSITIONS):
-            saga = repository.load(saga_id)
             if saga.finished:
                 return saga
+            self._transition(saga, give_up)
             try:
-                self._transition(saga, give_up)
-                repository.save(saga)
+                repository.save(saga)  # the saga in hand is now the stored one
             except ConcurrencyError:
-                continue  # another runner moved it meanwhile: look again
-        return repository.load(saga_id)
+                saga = repository.load(saga_id)  # another runner moved it: look again
+        return saga
 
     def _transition(self, saga: S, give_up: bool) -> None:
         """Record the saga's next move (one step run, undone, or the deadline)."""
