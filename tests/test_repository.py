@@ -464,3 +464,41 @@ def test_read_event_finds_an_event_by_id(store: EventStore) -> None:
     assert store.read_event(uuid.uuid4()) is None
     with pytest.raises(InvalidInputError):
         store.read_event("not-a-uuid")
+
+
+def test_a_run_refused_on_stale_state_reports_the_racing_run_that_succeeded(
+    store: EventStore,
+) -> None:
+    """Process 2 loads the account (empty), then process 1 deposits and withdraws under the
+    key; process 2's run of the same command is refused on its stale state: that is no
+    refusal, the command happened, and process 2 must say so."""
+    first = Repository(store, BankAccount, bank_events)
+    second = Repository(store, BankAccount, bank_events)
+    first.create("acc-1", lambda a: a.open("Ana"))
+
+    def racing_withdrawal(account: BankAccount) -> None:
+        first.execute("acc-1", lambda a: a.deposit("30.00"))
+        first.execute("acc-1", lambda a: a.withdraw("30.00"), idempotency_key="w-1")
+        account.withdraw("30.00")  # on the state loaded before: refused
+
+    result = second.execute("acc-1", racing_withdrawal, idempotency_key="w-1")
+    assert result.replayed and result.aggregate.balance == Decimal("0.00")
+    assert [e.event_type for e in store.read_stream("acc-1")].count("WithdrawalMade") == 1
+
+
+def test_a_racing_identical_run_leaves_the_repository_right(store: EventStore) -> None:
+    first = Repository(store, BankAccount, bank_events)
+    second = Repository(store, BankAccount, bank_events)
+    first.create("acc-1", lambda a: a.open("Ana"))
+    first.execute("acc-1", lambda a: a.deposit("100.00"))
+    second.load("acc-1")  # remembered at version 2
+
+    def racing_withdrawal(account: BankAccount) -> None:
+        first.execute("acc-1", lambda a: a.withdraw("30.00"), idempotency_key="w-1")
+        account.withdraw("30.00")  # the same events, on the state before
+
+    second.execute("acc-1", racing_withdrawal, idempotency_key="w-1")
+    assert store.stream_info("acc-1").version == 3
+    assert second.load("acc-1").balance == Decimal("70.00")
+    after = second.execute("acc-1", lambda a: a.deposit("1.00"))  # no stale version
+    assert (after.to_version, after.aggregate.balance) == (4, Decimal("71.00"))

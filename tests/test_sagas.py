@@ -377,3 +377,53 @@ def test_a_runner_needs_a_function_for_every_step(store: EventStore) -> None:
 
     with pytest.raises(cronica.InvalidInputError):
         Sagas(store, Empty)
+
+
+def test_a_failure_recorded_first_fences_off_a_racing_run_of_the_step(
+    store: EventStore, timers: ReadModelDatabase
+) -> None:
+    """Runner B is about to store the hotel booking when runner A gives the hotel up and
+    compensates: B's booking must never be stored, or it would stay booked for good."""
+    world = World(store)
+    runner_for(world, timers).sagas.begin("t-1", {})
+    a_world = World(store)
+    a_world.down["hotel"] = 1
+    runner_a = runner_for(a_world, timers, max_attempts=1)
+    b_steps = world.steps()
+    real_hotel = b_steps[1].action
+
+    def hotel_after_a_gave_up(saga: Trip, key: str) -> object:
+        assert runner_a.advance("t-1", give_up=True).status == "compensated"
+        return real_hotel(saga, key)
+
+    b_steps[1] = Step("hotel", hotel_after_a_gave_up, compensate=b_steps[1].compensate)
+    runner_b = SagaRunner(Sagas(store, Trip), b_steps, timers=timers)
+    saga = runner_b.advance("t-1")
+    assert saga.status == "compensated"
+    assert saga.reason is not None and "gave up" in saga.reason
+    assert store.read_stream("t-1-hotel") == []  # the racing booking was refused
+    assert types(store, "t-1-flight") == ["Bumped", "Unbumped"]
+
+
+def test_a_step_whose_answer_was_lost_is_recorded_as_done_not_failed(
+    store: EventStore, timers: ReadModelDatabase
+) -> None:
+    """The hotel's command is stored, then the connection drops and the runner gives the
+    step up: recording the failure finds the booking, so the step counts as done."""
+    world = World(store)
+    steps = world.steps()
+    real_hotel = steps[1].action
+
+    def stored_then_unavailable(saga: Trip, key: str) -> object:
+        real_hotel(saga, key)
+        raise StoreUnavailableError("connection lost after the commit")
+
+    steps[1] = Step("hotel", stored_then_unavailable, compensate=steps[1].compensate)
+    runner = SagaRunner(Sagas(store, Trip), steps, timers=timers, max_attempts=2, retry_delay=0.01)
+    runner.sagas.begin("t-1", {})
+    assert runner.drive("t-1") is None  # flight done; the hotel's answer lost: retry
+    time.sleep(0.02)
+    assert runner.fire_due_timers() == 1  # the last attempt: given up, yet found done
+    saga = runner.sagas.get("t-1")
+    assert (saga.status, saga.done) == ("completed", ["flight", "hotel", "car"])
+    assert types(store, "t-1-hotel") == ["Bumped"]

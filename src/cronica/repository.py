@@ -82,6 +82,25 @@ def idempotent_event_id(key: str, n: int) -> uuid.UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key}#{n}")
 
 
+def stored_run(store: EventStore, key: str) -> list[RecordedEvent] | None:
+    """The events a command with idempotency key ``key`` stored (they are consecutive in one
+    stream), or None when the key's first event id is not in the store."""
+    first = store.read_event(idempotent_event_id(key, 1))
+    if first is None:
+        return None
+    run = [first]
+    while len(run) < MAX_EVENTS_PER_APPEND:  # the rest of the run, a page at a time
+        page = store.read_stream(first.aggregate_id, from_version=run[-1].version + 1,
+                                 limit=REPLAY_PAGE)  # fmt: skip
+        for n, recorded in enumerate(page, start=len(run) + 1):
+            if recorded.event_id != idempotent_event_id(key, n):
+                return run
+            run.append(recorded)
+        if len(page) < REPLAY_PAGE:
+            return run
+    return run
+
+
 class _ClassPolicy:
     """The default of ``snapshot_every``: the aggregate class's own policy."""
 
@@ -249,6 +268,13 @@ class Repository(Generic[A]):
             expected_version=start,
             aggregate_type=self.aggregate_class.aggregate_type,
         )
+        if idempotency_key is not None and result.from_version != start + 1:
+            # The store answered a retry: a racing run stored these very events at another
+            # version. The aggregate in hand is not the stored one; report that run.
+            self.forget_cached(aggregate.id)
+            earlier = self.earlier_run(aggregate.id, idempotency_key)
+            assert earlier is not None
+            return earlier
         aggregate.mark_saved()
         every = self.snapshot_every
         if every is not None and result.to_version // every > start // every:
@@ -358,10 +384,10 @@ class Repository(Generic[A]):
             if earlier is not None:
                 return earlier
         aggregate = self.aggregate_class(aggregate_id)
-        command(aggregate)
         try:
+            command(aggregate)
             return self.save(aggregate, audit=audit, idempotency_key=idempotency_key)
-        except (ConcurrencyError, DuplicateEventError):
+        except CronicaError:
             earlier = (
                 None if idempotency_key is None else self.earlier_run(aggregate_id, idempotency_key)
             )
@@ -380,10 +406,13 @@ class Repository(Generic[A]):
     ) -> CommandResult[A]:
         """Load the aggregate, run ``command`` on it, append its events.
 
-        With ``idempotency_key``, the command runs at most once: its events' ids derive from
-        the key, and when they are already stored (the command ran before, say in a process
-        that crashed before it could tell) nothing runs; the result is the first run's, with
-        ``replayed`` set. A saga's step is such a command.
+        With ``idempotency_key``, the command's effect is stored at most once: its events' ids
+        derive from the key, and when they are already stored (the command ran before, say in
+        a process that crashed before it could tell, or in a process racing this one) the
+        result is the first run's, with ``replayed`` set, and nothing more is written. The key
+        is looked up after the aggregate is loaded and again when the command is refused, so a
+        run that another process committed meanwhile is found, not refused. A saga's step is
+        such a command. (A command that records nothing stores nothing, so it may run again.)
 
         With ``retries=n``, a ``ConcurrencyError`` (another command changed the aggregate since
         it was loaded) reloads it and runs the command again, up to n more times; the command
@@ -393,63 +422,53 @@ class Repository(Generic[A]):
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(f"retries must be an integer >= 0, not {retries!r}")
+        key = idempotency_key
         attempt = 0
         while True:
-            if idempotency_key is not None:
-                earlier = self.earlier_run(aggregate_id, idempotency_key)
-                if earlier is not None:
-                    return earlier
-            aggregate = self.load(aggregate_id)
-            command(aggregate)
             try:
-                return self.save(aggregate, audit=audit, idempotency_key=idempotency_key)
-            except DuplicateEventError:
-                # Another run of this very command (a racing process) stored it first.
-                earlier = (
-                    None
-                    if idempotency_key is None
-                    else self.earlier_run(aggregate_id, idempotency_key)
-                )
-                if earlier is None:
-                    raise
+                aggregate = self.load(aggregate_id)
+            except StreamNotFoundError:
+                if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                    return earlier
+                raise
+            if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
                 return earlier
+            try:
+                command(aggregate)
+            except Exception:
+                if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                    return earlier  # refused only because a racing run got there first
+                raise
+            try:
+                return self.save(aggregate, audit=audit, idempotency_key=key)
+            except DuplicateEventError:
+                if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                    return earlier  # a racing run of this very command stored it first
+                raise
             except ConcurrencyError:
-                if attempt >= retries and (
-                    idempotency_key is None
-                    or self.earlier_run(aggregate_id, idempotency_key) is None
-                ):
+                if attempt >= retries:
+                    if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                        return earlier
                     raise
                 attempt += 1
                 log.info("%s changed meanwhile; running the command again", aggregate_id)
 
     def earlier_run(self, aggregate_id: str, idempotency_key: str) -> CommandResult[A] | None:
         """What the command with ``idempotency_key`` wrote to ``aggregate_id`` when it ran, or
-        None if it has not run (or recorded nothing). ``DuplicateEventError`` when the key was
-        used on another aggregate."""
-        first_id = idempotent_event_id(idempotency_key, 1)
-        first = self.store.read_event(first_id)
-        if first is None:
+        None if it has not run (or recorded nothing). ``DuplicateEventError`` when the key's
+        first event id is stored in another stream (the key was used there, or a saga fenced
+        the key off: see :mod:`cronica.sagas.runner`)."""
+        run = stored_run(self.store, idempotency_key)
+        if run is None:
             return None
+        first, last = run[0], run[-1]
         if first.aggregate_id != aggregate_id:
             raise DuplicateEventError(
-                str(first_id),
+                str(first.event_id),
                 f"in stream {first.aggregate_id!r}: idempotency key {idempotency_key!r} was"
                 f" used there, not on {aggregate_id!r}",
             )
-        run = [first]
-        while len(run) < MAX_EVENTS_PER_APPEND:  # the rest of the run, a page at a time
-            page = self.store.read_stream(
-                aggregate_id, from_version=run[-1].version + 1, limit=REPLAY_PAGE
-            )
-            more = [
-                recorded
-                for n, recorded in enumerate(page, start=len(run) + 1)
-                if recorded.event_id == idempotent_event_id(idempotency_key, n)
-            ]
-            run.extend(more)
-            if len(more) < REPLAY_PAGE or len(more) < len(page):
-                break
-        last = run[-1]
+        self.forget_cached(aggregate_id)  # what this repository remembers may predate the run
         return CommandResult(
             aggregate_id,
             first.version,

@@ -125,12 +125,13 @@ class HotelBooking(_Booking):
 
 
 class CarBooking(_Booking):
-    def book(self, trip_id: str, city: str, has_cars: bool) -> None:
+    def book(self, trip_id: str, city: str) -> None:
         self._check_new()
-        if has_cars:
-            self.record(CarBooked(trip_id=trip_id, city=city))
-        else:
-            self.record(CarBookingFailed(trip_id=trip_id, city=city, reason="no car available"))
+        self.record(CarBooked(trip_id=trip_id, city=city))
+
+    def refuse(self, trip_id: str, city: str, reason: str) -> None:
+        self._check_new()
+        self.record(CarBookingFailed(trip_id=trip_id, city=city, reason=reason))
 
     def apply(self, event: object) -> None:
         match event:
@@ -199,14 +200,18 @@ class TravelAgency:
         )
 
     def _book_car(self, trip: TripBooking, key: str) -> CommandResult[CarBooking]:
+        """Book a car, or record that there was none and fail the step. The refusal is stored
+        under a key of its own: the step's key stays free for a booking, so the saga can fence
+        it off when it records the failure."""
         city = trip.data["city"]
-        result = self.cars.create(
-            f"car-{trip.id}", lambda b: b.book(trip.id, city, self.has_cars(city)),
-            idempotency_key=key,
+        booking = f"car-{trip.id}"
+        if self.has_cars(city):
+            return self.cars.create(booking, lambda b: b.book(trip.id, city), idempotency_key=key)
+        self.cars.create(
+            booking, lambda b: b.refuse(trip.id, city, "no car available"),
+            idempotency_key=f"{key}/refused",
         )  # fmt: skip
-        if result.aggregate.status == "failed":
-            raise StepFailedError(f"no car in {city}")
-        return result
+        raise StepFailedError(f"no car in {city}")
 
 
 def main(argv: list[str] | None = None) -> None:

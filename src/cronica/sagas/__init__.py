@@ -24,10 +24,18 @@ stream), driven by a :class:`SagaRunner` that reacts to those events and to pers
  'SagaCompensated']
 """
 
-from cronica.sagas.runner import SagaRunner, Sagas, Step, StepFailedError, is_refusal
+from cronica.sagas.runner import (
+    DELIVERY_ATTEMPTS,
+    SagaRunner,
+    Sagas,
+    Step,
+    StepFailedError,
+    is_refusal,
+)
 from cronica.sagas.state import Saga, SagaStatus, saga_events
 
 __all__ = [
+    "DELIVERY_ATTEMPTS",
     "Saga",
     "SagaRunner",
     "SagaStatus",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -41,13 +42,14 @@ from cronica.audit import Audit, audit_context, current_audit
 from cronica.errors import (
     ConcurrencyError,
     CronicaError,
+    DuplicateEventError,
     InvalidInputError,
     LeaseLostError,
     StoreError,
 )
 from cronica.events import RecordedEvent
 from cronica.readmodels.base import ReadModelDatabase
-from cronica.repository import CommandResult, Repository
+from cronica.repository import CommandResult, Repository, stored_run
 from cronica.sagas.state import Saga, SagaStarted, saga_events
 from cronica.store.base import EventStore
 
@@ -66,8 +68,17 @@ TIMERS_DDL = """CREATE TABLE IF NOT EXISTS cronica_saga_timers (
     PRIMARY KEY (saga_type, saga_id)
 )"""
 
+DELIVERY_ATTEMPTS = 2**31 - 1
+"""How often a consumer should try to deliver an event to :meth:`SagaRunner.handle`: without
+end. The handler fails only when it cannot keep the saga's timer; a consumer that gave up on
+the event (a dead letter) would leave the saga with nothing to move it on."""
+
 MAX_TRANSITIONS = 1000
 """How many transitions one call of :meth:`SagaRunner.advance` makes at most."""
+
+
+class _SagaMoved(Exception):  # noqa: N818 (a signal inside the runner, not an error)
+    """The saga in hand is not the stored one any more: load it again."""
 
 
 class StepFailedError(CronicaError):
@@ -217,32 +228,37 @@ class SagaRunner(BackgroundLoop, Generic[S]):
             # If even the timer cannot be kept, this raises: the event is delivered again.
             self._set_timer(saga_id, datetime.now(UTC) + timedelta(seconds=pause), attempts + 1)
             return None
-        if not saga.finished and saga.deadline is not None and not saga.compensating:
+        if saga.finished:
+            if timer is not None:
+                self._clear_timer(saga_id)
+        elif saga.deadline is not None and not saga.compensating:
             if timer != (_ms(saga.deadline), 0):
                 self._set_timer(saga_id, saga.deadline, 0)
-        elif timer is not None:
-            self._clear_timer(saga_id)
+        else:  # stopped short of its end (MAX_TRANSITIONS): look again soon
+            self._set_timer(saga_id, datetime.now(UTC) + timedelta(seconds=self.retry_delay), 0)
         return saga
 
     # -- deciding ----------------------------------------------------------------------------
 
     def advance(self, saga_id: str, *, give_up: bool = False) -> S:
         """Take the saga as far as it goes now and return it. Raises what a step raised when it
-        could not be tried (unless ``give_up``: then the step counts as failed)."""
+        could not be tried (unless ``give_up``: then that step counts as failed)."""
         repository = self.sagas.repository
         saga = repository.load(saga_id)
         for _ in range(MAX_TRANSITIONS):
             if saga.finished:
                 return saga
-            self._transition(saga, give_up)
             try:
-                repository.save(saga)  # the saga in hand is now the stored one
-            except ConcurrencyError:
+                self._transition(saga, give_up)
+            except _SagaMoved:
                 saga = repository.load(saga_id)  # another runner moved it: look again
+                continue
+            give_up = False  # only the step that kept failing is given up on
         return saga
 
     def _transition(self, saga: S, give_up: bool) -> None:
-        """Record the saga's next move (one step run, undone, or the deadline)."""
+        """Run and record the saga's next move: a step done or undone, a step failed, or the
+        deadline passed. The saga in hand is the stored one afterwards."""
         key = f"{self.saga_type}/{saga.id}"
         if saga.compensating:
             name = saga.next_compensation()
@@ -251,15 +267,18 @@ class SagaRunner(BackgroundLoop, Generic[S]):
             with self._audit(saga, f"undo {name}"):
                 result = None if compensate is None else compensate(saga, f"{key}/{name}/undo")
             saga.compensate_step(name, _position(result))
-            return
-        if saga.deadline is not None and datetime.now(UTC) >= saga.deadline:
-            saga.pass_deadline()
+            self._save(saga)
             return
         name = saga.next_step()
         assert name is not None  # the last step records the ending
+        action_key = f"{key}/{name}"
+        if saga.deadline is not None and datetime.now(UTC) >= saga.deadline:
+            saga.pass_deadline()
+            self._save_without(saga, name, action_key)
+            return
         try:
             with self._audit(saga, name):
-                result = self.steps[name].action(saga, f"{key}/{name}")
+                result = self.steps[name].action(saga, action_key)
         except Exception as exc:
             if not (is_refusal(exc) or give_up):
                 raise
@@ -270,8 +289,41 @@ class SagaRunner(BackgroundLoop, Generic[S]):
             )
             log.info("saga %s: step %s failed: %s", saga.id, name, reason)
             saga.fail_step(name, reason)
+            self._save_without(saga, name, action_key)
             return
         saga.complete_step(name, _position(result))
+        self._save(saga)
+
+    def _save(self, saga: S, fence: str | None = None) -> None:
+        """Append the saga's new events (the first one with the id of ``fence``'s first event,
+        when given); ``_SagaMoved`` when another runner recorded a move first."""
+        audit = None if fence is None else Audit(command_id=str(uuid.uuid4()))
+        try:
+            saved = self.sagas.repository.save(saga, audit=audit, idempotency_key=fence)
+        except ConcurrencyError:
+            raise _SagaMoved from None
+        if saved.replayed:
+            raise _SagaMoved
+
+    def _save_without(self, saga: S, step: str, action_key: str) -> None:
+        """Record a move that ends ``step`` without it (it failed, or the deadline passed),
+        fencing its command off: the move's first event takes the id of the first event the
+        step's command would store, and event ids are unique in the store, so once the move is
+        stored a racing run of the command can never be (its append is refused). If the
+        command's events were stored first (a racing runner, or a run whose answer was lost),
+        the step did happen: it is recorded as completed instead, and compensated if need be."""
+        try:
+            self._save(saga, fence=action_key)
+        except DuplicateEventError:
+            run = stored_run(self.sagas.store, action_key)
+            if run is None or run[0].aggregate_id == saga.id:
+                raise _SagaMoved from None  # another runner recorded this very move
+            log.info("saga %s: step %s was done by a racing run", saga.id, step)
+            fresh = self.sagas.repository.load(saga.id)
+            if fresh.next_step() == step and not fresh.compensating:
+                fresh.complete_step(step, run[-1].position)
+                self._save(fresh)
+            raise _SagaMoved from None
 
     def _audit(self, saga: S, doing: str) -> AbstractContextManager[Audit]:
         """The audit answers of a step's commands: the saga is the actor (unless one is set),

@@ -29,7 +29,7 @@ from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase, Row
 from cronica.relay import Relay
 from cronica.repository import Repository
-from cronica.sagas import SagaRunner, Sagas
+from cronica.sagas import DELIVERY_ATTEMPTS, SagaRunner, Sagas
 from cronica.server.errors import HTTPError
 from cronica.server.settings import ServerSettings
 from cronica.store.base import EventStore
@@ -111,7 +111,8 @@ class Services:
             transfer_steps(Repository(self.store, BankAccount, bank_events)),
             timers=self.read_models,
         )
-        handlers = [*bank_handlers(self.read_models), (runner.group, runner.handle)]
+        handlers = [(group, handler, 5) for group, handler in bank_handlers(self.read_models)]
+        handlers.append((runner.group, runner.handle, DELIVERY_ATTEMPTS))
         loops: list[BackgroundLoop] = [runner]  # its timers: deadlines and retries
         from cronica.bus.redis_streams import RedisStreamsBus
 
@@ -119,15 +120,28 @@ class Services:
         if not isinstance(bus, RedisStreamsBus):
             # No bus, or one this process does not consume from (NATS): the store's log.
             return loops + [
-                LogConsumer(self.store, handler, group=group, checkpoints=self.read_models)
-                for group, handler in handlers
+                LogConsumer(
+                    self.store,
+                    handler,
+                    group=group,
+                    checkpoints=self.read_models,
+                    max_attempts=attempts,
+                )
+                for group, handler, attempts in handlers
             ]
         from cronica.bus.redis_consumer import StreamConsumer
 
         name = f"{socket.gethostname()}:{os.getpid()}"
         return loops + [
-            StreamConsumer(handler, group=group, consumer=name, url=bus.url, stream=bus.stream)
-            for group, handler in handlers
+            StreamConsumer(
+                handler,
+                group=group,
+                consumer=name,
+                url=bus.url,
+                stream=bus.stream,
+                max_attempts=attempts,
+            )
+            for group, handler, attempts in handlers
         ]
 
     def close(self) -> None:
