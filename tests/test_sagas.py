@@ -393,7 +393,7 @@ def test_a_failure_recorded_first_fences_off_a_racing_run_of_the_step(
     real_hotel = b_steps[1].action
 
     def hotel_after_a_gave_up(saga: Trip, key: str) -> object:
-        assert runner_a.advance("t-1", give_up=True).status == "compensated"
+        assert runner_a.advance("t-1", give_up_at=saga.version).status == "compensated"
         return real_hotel(saga, key)
 
     b_steps[1] = Step("hotel", hotel_after_a_gave_up, compensate=b_steps[1].compensate)
@@ -427,3 +427,33 @@ def test_a_step_whose_answer_was_lost_is_recorded_as_done_not_failed(
     saga = runner.sagas.get("t-1")
     assert (saga.status, saga.done) == ("completed", ["flight", "hotel", "car"])
     assert types(store, "t-1-hotel") == ["Bumped"]
+
+
+def test_attempts_are_counted_per_step(store: EventStore, timers: ReadModelDatabase) -> None:
+    """With max_attempts=3, a flight that fails twice and a hotel that fails twice both get
+    their third try: the hotel's count starts when the flight is done."""
+    world = World(store)
+    world.down.update({"flight": 2, "hotel": 2})
+    runner = runner_for(world, timers, max_attempts=3, retry_delay=0.01, max_retry_delay=0.01)
+    runner.sagas.begin("t-1", {})
+    runner.drive("t-1")
+    deadline = time.monotonic() + 10
+    while runner.pending_timers():
+        assert time.monotonic() < deadline
+        time.sleep(0.015)
+        runner.fire_due_timers()
+    assert runner.sagas.get("t-1").status == "completed"
+    assert world.calls == ["flight"] * 3 + ["hotel"] * 3 + ["car"]
+
+
+def test_a_retry_never_waits_past_the_deadline(
+    store: EventStore, timers: ReadModelDatabase
+) -> None:
+    world = World(store)
+    world.down["flight"] = 1000
+    runner = runner_for(world, timers, HurriedTrip, retry_delay=60.0, max_retry_delay=60.0)
+    started = runner.sagas.begin("t-1", {})
+    assert runner.drive("t-1") is None
+    [(_, due, _)] = runner.pending_timers()
+    assert started.aggregate.deadline is not None
+    assert abs((due - started.aggregate.deadline).total_seconds()) < 0.01

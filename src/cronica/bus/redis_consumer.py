@@ -128,7 +128,9 @@ class StreamConsumer(BackgroundLoop):
         pending = self._redis.xpending_range(
             self.stream, self.group, min=entry_id, max=entry_id, count=1
         )
-        deliveries = int(pending[0]["times_delivered"]) if pending else self.max_attempts
+        if not pending:
+            return  # no longer this group's to deliver: another consumer has acknowledged it
+        deliveries = int(pending[0]["times_delivered"])
         if deliveries < self.max_attempts:
             log.warning(
                 "group %s: event %s failed (delivery %d of %d): %s",

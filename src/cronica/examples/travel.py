@@ -205,6 +205,8 @@ class TravelAgency:
         it off when it records the failure."""
         city = trip.data["city"]
         booking = f"car-{trip.id}"
+        if self.cars.earlier_run(booking, f"{key}/refused") is not None:
+            raise StepFailedError(f"no car in {city}")  # refused before (then a crash)
         if self.has_cars(city):
             return self.cars.create(booking, lambda b: b.book(trip.id, city), idempotency_key=key)
         self.cars.create(

@@ -61,17 +61,23 @@ StepAction = Callable[[S, str], object]
 """A step or compensation: called with the saga and the idempotency key for its command."""
 
 TIMERS_DDL = """CREATE TABLE IF NOT EXISTS cronica_saga_timers (
-    saga_type TEXT NOT NULL,
-    saga_id   TEXT NOT NULL,
-    due_ms    BIGINT NOT NULL,
-    attempts  INTEGER NOT NULL,
+    saga_type  TEXT NOT NULL,
+    saga_id    TEXT NOT NULL,
+    due_ms     BIGINT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    at_version INTEGER NOT NULL,
     PRIMARY KEY (saga_type, saga_id)
 )"""
+"""One row per saga to look at again: when, and how many attempts of its next move (the move
+from saga version ``at_version``) have failed so far."""
 
 DELIVERY_ATTEMPTS = 2**31 - 1
 """How often a consumer should try to deliver an event to :meth:`SagaRunner.handle`: without
 end. The handler fails only when it cannot keep the saga's timer; a consumer that gave up on
 the event (a dead letter) would leave the saga with nothing to move it on."""
+
+Timer = tuple[int, int, int]
+"""A saga's timer: due (ms since the epoch), failed attempts, the saga version they were at."""
 
 MAX_TRANSITIONS = 1000
 """How many transitions one call of :meth:`SagaRunner.advance` makes at most."""
@@ -79,6 +85,16 @@ MAX_TRANSITIONS = 1000
 
 class _SagaMoved(Exception):  # noqa: N818 (a signal inside the runner, not an error)
     """The saga in hand is not the stored one any more: load it again."""
+
+
+class _Stalled(Exception):  # noqa: N818 (a signal inside the runner, not an error)
+    """The saga's next move could not be made now (its step's service or the store is down)."""
+
+    def __init__(self, version: int, deadline: datetime | None, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.version = version
+        self.deadline = deadline
+        self.cause = cause
 
 
 class StepFailedError(CronicaError):
@@ -195,65 +211,73 @@ class SagaRunner(BackgroundLoop, Generic[S]):
         if event.aggregate_type != self.saga_type:
             return
         if event.event_type == "SagaStarted" and event.data.get("deadline"):
-            self._set_timer(event.aggregate_id, _parse(event.data["deadline"]), 0, keep=True)
+            deadline = _parse(event.data["deadline"])
+            self._set_timer(event.aggregate_id, deadline, 0, event.version, keep=True)
         self.drive(event.aggregate_id)
 
     def fire_due_timers(self, limit: int = 100) -> int:
         """Advance the sagas whose timers are due; return how many."""
         rows = self.timers.query(
-            "SELECT saga_id, due_ms, attempts FROM cronica_saga_timers WHERE saga_type = ?"
-            " AND due_ms <= ? ORDER BY due_ms LIMIT ?",
+            "SELECT saga_id, due_ms, attempts, at_version FROM cronica_saga_timers"
+            " WHERE saga_type = ? AND due_ms <= ? ORDER BY due_ms LIMIT ?",
             [self.saga_type, _ms(datetime.now(UTC)), limit],
         )
-        for saga_id, due_ms, attempts in rows:
-            self._drive(str(saga_id), (int(due_ms), int(attempts)))
+        for saga_id, due_ms, attempts, at_version in rows:
+            self._drive(str(saga_id), (int(due_ms), int(attempts), int(at_version)))
         return len(rows)
 
     def drive(self, saga_id: str) -> S | None:
-        """Advance one saga, keeping its timer: gone once it ends, at its deadline while it
-        runs, at the next retry after a step could not be tried. Returns the saga, or None
-        when it could not be advanced now (it will be retried)."""
+        """Advance one saga, keeping its timer: gone once it ends, at the next retry after a
+        move could not be made (never later than its deadline). Returns the saga, or None when
+        it could not be advanced now (it will be retried)."""
         return self._drive(saga_id, self._timer(saga_id))
 
-    def _drive(self, saga_id: str, timer: tuple[int, int] | None) -> S | None:
-        """:meth:`drive`, knowing the saga's timer (due in ms, attempts) or that it has none;
-        the timer table is written only when the timer changes."""
-        attempts = 0 if timer is None else timer[1]
+    def _drive(self, saga_id: str, timer: Timer | None) -> S | None:
+        """:meth:`drive`, knowing the saga's timer or that it has none; the timer table is
+        written only when the timer changes."""
+        attempts, at_version = (0, -1) if timer is None else (timer[1], timer[2])
+        last_try = attempts + 1 >= self.max_attempts
         try:
-            saga = self.advance(saga_id, give_up=attempts + 1 >= self.max_attempts)
-        except Exception as exc:  # the store or a service is down, or a step's defect
-            pause = min(self.retry_delay * 2**attempts, self.max_retry_delay)
+            saga = self.advance(saga_id, give_up_at=at_version if last_try else None)
+        except Exception as exc:  # the store or a step's service is down, or a step's defect
+            stalled = exc if isinstance(exc, _Stalled) else None
+            version = at_version if stalled is None else stalled.version
+            # Attempts count per move: a saga that moved on starts counting again.
+            attempts = attempts + 1 if version == at_version else 1
+            pause = min(self.retry_delay * 2 ** min(attempts - 1, 30), self.max_retry_delay)
+            due = datetime.now(UTC) + timedelta(seconds=pause)
+            if stalled is not None and stalled.deadline is not None:
+                due = min(due, max(stalled.deadline, datetime.now(UTC)))
             log.warning("saga %s: attempt %d failed, retrying in %.1f s: %s",
-                        saga_id, attempts + 1, pause, exc)  # fmt: skip
+                        saga_id, attempts, pause, exc)  # fmt: skip
             # If even the timer cannot be kept, this raises: the event is delivered again.
-            self._set_timer(saga_id, datetime.now(UTC) + timedelta(seconds=pause), attempts + 1)
+            self._set_timer(saga_id, due, attempts, version)
             return None
         if saga.finished:
             if timer is not None:
                 self._clear_timer(saga_id)
-        elif saga.deadline is not None and not saga.compensating:
-            if timer != (_ms(saga.deadline), 0):
-                self._set_timer(saga_id, saga.deadline, 0)
         else:  # stopped short of its end (MAX_TRANSITIONS): look again soon
-            self._set_timer(saga_id, datetime.now(UTC) + timedelta(seconds=self.retry_delay), 0)
+            soon = datetime.now(UTC) + timedelta(seconds=self.retry_delay)
+            self._set_timer(saga_id, soon, 0, saga.version)
         return saga
 
     # -- deciding ----------------------------------------------------------------------------
 
-    def advance(self, saga_id: str, *, give_up: bool = False) -> S:
-        """Take the saga as far as it goes now and return it. Raises what a step raised when it
-        could not be tried (unless ``give_up``: then that step counts as failed)."""
+    def advance(self, saga_id: str, *, give_up_at: int | None = None) -> S:
+        """Take the saga as far as it goes now and return it. A move that cannot be made now
+        raises (``_Stalled``), unless the saga is still at version ``give_up_at``: then that
+        move's step counts as failed (its last attempt)."""
         repository = self.sagas.repository
         saga = repository.load(saga_id)
         for _ in range(MAX_TRANSITIONS):
             if saga.finished:
                 return saga
             try:
-                self._transition(saga, give_up)
+                self._transition(saga, give_up=saga.version == give_up_at)
             except _SagaMoved:
                 saga = repository.load(saga_id)  # another runner moved it: look again
-                continue
-            give_up = False  # only the step that kept failing is given up on
+            except Exception as exc:
+                raise _Stalled(saga.version, saga.deadline, exc) from exc
         return saga
 
     def _transition(self, saga: S, give_up: bool) -> None:
@@ -342,8 +366,8 @@ class SagaRunner(BackgroundLoop, Generic[S]):
         while not self._stopping.is_set():
             try:
                 fired = self.fire_due_timers()
-            except StoreError as exc:
-                log.warning("sagas %s: timers unreadable: %s", self.saga_type, exc)
+            except Exception:  # the loop must outlive any one failure
+                log.exception("sagas %s: firing timers failed", self.saga_type)
                 fired = 0
             if not fired:
                 self._stopping.wait(self.tick)
@@ -356,26 +380,32 @@ class SagaRunner(BackgroundLoop, Generic[S]):
 
     # -- timers ------------------------------------------------------------------------------
 
-    def _timer(self, saga_id: str) -> tuple[int, int] | None:
-        """The saga's timer (due in ms, attempts), or None."""
+    def _timer(self, saga_id: str) -> Timer | None:
+        """The saga's timer (due in ms, attempts, at version), or None."""
         rows = self.timers.query(
-            "SELECT due_ms, attempts FROM cronica_saga_timers WHERE saga_type = ? AND saga_id = ?",
+            "SELECT due_ms, attempts, at_version FROM cronica_saga_timers WHERE saga_type = ?"
+            " AND saga_id = ?",
             [self.saga_type, saga_id],
         )
-        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+        return (int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
-    def _set_timer(self, saga_id: str, due: datetime, attempts: int, keep: bool = False) -> None:
+    def _set_timer(
+        self, saga_id: str, due: datetime, attempts: int, at_version: int, keep: bool = False
+    ) -> None:
         """Set the saga's timer (``keep``: only if it has none)."""
         conflict = (
             "DO NOTHING"
             if keep
-            else ("DO UPDATE SET due_ms = excluded.due_ms, attempts = excluded.attempts")
+            else (
+                "DO UPDATE SET due_ms = excluded.due_ms, attempts = excluded.attempts,"
+                " at_version = excluded.at_version"
+            )
         )
         with self.timers.transaction() as tx:
             tx.execute(
-                "INSERT INTO cronica_saga_timers (saga_type, saga_id, due_ms, attempts)"
-                f" VALUES (?, ?, ?, ?) ON CONFLICT (saga_type, saga_id) {conflict}",
-                [self.saga_type, saga_id, _ms(due), attempts],
+                "INSERT INTO cronica_saga_timers (saga_type, saga_id, due_ms, attempts,"
+                f" at_version) VALUES (?, ?, ?, ?, ?) ON CONFLICT (saga_type, saga_id) {conflict}",
+                [self.saga_type, saga_id, _ms(due), attempts, at_version],
             )
 
     def _clear_timer(self, saga_id: str) -> None:
