@@ -18,7 +18,8 @@ its command (``Repository.execute(..., idempotency_key=key)``): the command's ev
 from it, so when a runner crashed after the command but before recording the step, the next
 attempt finds the events already stored and does nothing again. Two runners advancing one
 saga at once are safe too: both record with the saga's version as the expected version, and
-the loser reloads.
+the loser reloads; and a step recorded as failed is fenced off (:meth:`SagaRunner._save_without`),
+so a racing run of it can never be stored afterwards.
 
 **Timers are persisted.** ``cronica_saga_timers`` (in the read-model database) holds, per saga
 still running, when to look at it again: its deadline, or the next retry of a failing step.
