@@ -1,0 +1,129 @@
+"""Field-level encryption of personal data in events (crypto-shredding, seed 1.7.4).
+
+Only the fields an event type declares personal are encrypted; its type, ids and other fields
+stay readable, so projections and routing keep working after the subject is forgotten. Each
+personal value becomes the string ``cronica:pii:v1:<key id>:<base64url(nonce + ciphertext)>``:
+AES-256-GCM with the subject's data key (:class:`~cronica.privacy.keys.SubjectKeys`), a fresh
+nonce per field, and the event id and field name as associated data, so a ciphertext cannot be
+moved to another event or field. The subject's id travels in the event's metadata
+(``subjectId``); it names the key, it is not personal data itself (an account id).
+
+Reading decrypts what it can: a value whose key was destroyed reads as :data:`ERASED`.
+
+>>> import cronica
+>>> from cronica.readmodels import connect_read_models
+>>> from cronica.privacy.keys import SubjectKeys
+>>> keys = SubjectKeys(connect_read_models("memory://"))
+>>> personal = PersonalData(keys, {"AccountCreated": ("owner",)})
+>>> event = personal.encrypt(cronica.NewEvent("AccountCreated", {"owner": "Ana"}), "acc-1")
+>>> event.data["owner"].startswith(PREFIX), event.metadata["subjectId"]
+(True, 'acc-1')
+>>> store = cronica.connect("memory://")
+>>> _ = store.append("acc-1", [event])
+>>> personal.decrypt(store.read_stream("acc-1")[0]).data
+{'owner': 'Ana'}
+>>> _ = keys.forget("acc-1", reason="GDPR request")
+>>> personal.decrypt(store.read_stream("acc-1")[0]).data
+{'owner': '[erased]'}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from cronica.errors import InvalidEventDataError, InvalidInputError
+from cronica.events import NewEvent, RecordedEvent
+from cronica.privacy.keys import SubjectKeys
+
+__all__ = ["ERASED", "PREFIX", "SUBJECT_KEY", "PersonalData"]
+
+PREFIX = "cronica:pii:v1:"
+"""How an encrypted value begins."""
+
+ERASED = "[erased]"
+"""What an erased personal value reads as."""
+
+SUBJECT_KEY = "subjectId"
+"""The metadata entry naming the data subject of an event's personal fields."""
+
+
+class PersonalData:
+    """Encrypts and decrypts the personal fields of events with the subjects' keys.
+
+    ``fields`` maps an event type to the names (as stored: ``owner``, ``emailAddress``) of its
+    personal fields."""
+
+    def __init__(self, keys: SubjectKeys, fields: Mapping[str, tuple[str, ...]]) -> None:
+        self.keys = keys
+        self.fields = {event_type: tuple(names) for event_type, names in fields.items()}
+
+    def personal_fields(self, event_type: str) -> tuple[str, ...]:
+        return self.fields.get(event_type, ())
+
+    def encrypt(self, event: NewEvent, subject_id: str) -> NewEvent:
+        """The event with its personal fields encrypted under ``subject_id``'s key in use
+        (``SubjectForgottenError`` for a forgotten subject); an event without any is returned
+        as it is."""
+        names = [n for n in self.personal_fields(event.event_type) if event.data.get(n) is not None]
+        if not names:
+            return event
+        if not subject_id:
+            raise InvalidInputError("personal data needs a subject id")
+        key_id, key = self.keys.active_key(subject_id)
+        sealer = AESGCM(key)
+        data = dict(event.data)
+        for name in names:
+            nonce = secrets.token_bytes(12)
+            sealed = sealer.encrypt(nonce, orjson.dumps(data[name]), _bound(event.event_id, name))
+            data[name] = f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        metadata = {**event.metadata, SUBJECT_KEY: subject_id}
+        return NewEvent(event.event_type, data, metadata, event.event_id)
+
+    def decrypt(self, event: RecordedEvent) -> RecordedEvent:
+        """The event with its encrypted values decrypted, or :data:`ERASED` where the key is
+        gone. ``InvalidEventDataError`` for a value that claims to be encrypted but does not
+        open (tampered with, or moved from another event)."""
+        data = event.data
+        sealed = [n for n, v in data.items() if isinstance(v, str) and v.startswith(PREFIX)]
+        if not sealed:
+            return event
+        subject_id = event.metadata.get(SUBJECT_KEY)
+        if not isinstance(subject_id, str):
+            raise InvalidEventDataError(f"event {event.event_id} has personal data but no subject")
+        opened = dict(data)
+        for name in sealed:
+            opened[name] = self._open(event, subject_id, name, data[name])
+        return event._replace(data=opened)
+
+    def _open(self, event: RecordedEvent, subject_id: str, name: str, value: str) -> Any:
+        try:
+            key_id, payload = value[len(PREFIX) :].split(":", 1)
+            raw = base64.urlsafe_b64decode(payload)
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidEventDataError(
+                f"event {event.event_id}: field {name!r} is not a valid ciphertext"
+            ) from exc
+        key = self.keys.key(subject_id, key_id)
+        if key is None:
+            return ERASED
+        try:
+            plain = AESGCM(key).decrypt(raw[:12], raw[12:], _bound(event.event_id, name))
+        except InvalidTag as exc:
+            raise InvalidEventDataError(
+                f"event {event.event_id}: field {name!r} does not open with its subject's key"
+            ) from exc
+        return orjson.loads(plain)
+
+
+def _bound(event_id: uuid.UUID, field: str) -> bytes:
+    """The associated data binding a ciphertext to its event and field."""
+    return f"{event_id}:{field}".encode()

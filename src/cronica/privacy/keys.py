@@ -1,0 +1,252 @@
+"""Per-subject data keys, kept apart from the events: what crypto-shredding destroys.
+
+Each data subject (a person whose personal data events carry) has a data key: 32 random bytes
+for AES-256-GCM. Keys live in a table of their own (``cronica_subject_keys``), in the store's
+database or another one, never in the events. When ``CRONICA_MASTER_KEY`` (32 bytes, base64)
+is set, each data key is stored wrapped by it (AES-GCM, the subject id as associated data), so
+a copy of the key table alone decrypts nothing; without it the data keys are stored as they
+are, and whoever reads the key table can read the personal data.
+
+- :meth:`SubjectKeys.active_key` gives the key new data is encrypted with, creating it on first
+  use; :meth:`SubjectKeys.rotate` retires it for a new one, and the retired key still decrypts
+  what it encrypted (no history is rewritten).
+- :meth:`SubjectKeys.forget` deletes every key of the subject and records that the subject was
+  forgotten: their ciphertext can never be read again. A forgotten subject gets no new key by
+  itself (``SubjectForgottenError``); :meth:`SubjectKeys.allow_again` is the explicit decision
+  to store personal data for them again.
+
+>>> from cronica.readmodels import connect_read_models
+>>> keys = SubjectKeys(connect_read_models("memory://"))
+>>> key_id, key = keys.active_key("acc-1")
+>>> keys.key("acc-1", key_id) == key
+True
+>>> keys.forget("acc-1", reason="GDPR request")
+1
+>>> keys.key("acc-1", key_id) is None
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from cronica.errors import CronicaError, InvalidInputError
+from cronica.readmodels.base import ReadModelDatabase
+
+__all__ = ["MASTER_KEY_VARIABLE", "SubjectForgottenError", "SubjectKeys", "master_key_from"]
+
+MASTER_KEY_VARIABLE = "CRONICA_MASTER_KEY"
+"""The environment variable holding the master key (32 bytes, standard base64)."""
+
+KEYS_DDL = (
+    """CREATE TABLE IF NOT EXISTS cronica_subject_keys (
+        subject_id TEXT NOT NULL,
+        key_id     TEXT NOT NULL,
+        key_data   TEXT NOT NULL,
+        wrapped    INTEGER NOT NULL,
+        retired    INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (subject_id, key_id)
+    )""",
+    # At most one key in use per subject: two processes creating one at once cannot both win.
+    """CREATE UNIQUE INDEX IF NOT EXISTS cronica_subject_keys_active
+        ON cronica_subject_keys (subject_id) WHERE retired = 0""",
+    """CREATE TABLE IF NOT EXISTS cronica_forgotten_subjects (
+        subject_id   TEXT PRIMARY KEY,
+        forgotten_at TEXT NOT NULL,
+        reason       TEXT NOT NULL
+    )""",
+)
+
+KEY_BYTES = 32
+
+
+class SubjectForgottenError(CronicaError):
+    """Personal data for a subject who was forgotten: refused unless allowed again."""
+
+    def __init__(self, subject_id: str) -> None:
+        super().__init__(
+            f"subject {subject_id!r} was forgotten: storing personal data for them again needs"
+            " an explicit SubjectKeys.allow_again"
+        )
+        self.subject_id = subject_id
+
+
+def master_key_from(text: str) -> bytes:
+    """The master key from its base64 text; ``InvalidInputError`` unless it is 32 bytes."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError(f"{MASTER_KEY_VARIABLE} is not base64: {exc}") from exc
+    if len(key) != KEY_BYTES:
+        raise InvalidInputError(f"{MASTER_KEY_VARIABLE} must be {KEY_BYTES} bytes, not {len(key)}")
+    return key
+
+
+class SubjectKeys:
+    """The data keys of data subjects in ``db``.
+
+    ``master_key``: wraps the stored keys (default: ``CRONICA_MASTER_KEY`` when set).
+    ``cache_seconds``: how long a key read from the table is kept in memory; a subject forgotten
+    by another process is still readable here for at most that long (this process's own
+    :meth:`forget` takes effect at once).
+    """
+
+    def __init__(
+        self,
+        db: ReadModelDatabase,
+        *,
+        master_key: bytes | None = None,
+        cache_seconds: float = 5.0,
+    ) -> None:
+        if master_key is None and os.environ.get(MASTER_KEY_VARIABLE):
+            master_key = master_key_from(os.environ[MASTER_KEY_VARIABLE])
+        if master_key is not None and len(master_key) != KEY_BYTES:
+            raise InvalidInputError(f"a master key is {KEY_BYTES} bytes, not {len(master_key)}")
+        self.db = db
+        self._master = None if master_key is None else AESGCM(master_key)
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+        with db.transaction() as tx:
+            for ddl in KEYS_DDL:
+                tx.execute(ddl)
+
+    # -- using keys ----------------------------------------------------------------------------
+
+    def active_key(self, subject_id: str) -> tuple[str, bytes]:
+        """(key id, key) to encrypt the subject's new personal data with, made on first use.
+        ``SubjectForgottenError`` for a forgotten subject."""
+        for _ in range(3):
+            rows = self.db.query(
+                "SELECT key_id, key_data, wrapped FROM cronica_subject_keys"
+                " WHERE subject_id = ? AND retired = 0",
+                [subject_id],
+            )
+            if rows:
+                key_id, data, wrapped = rows[0]
+                return str(key_id), self._unwrap(subject_id, str(data), bool(wrapped))
+            self._create(subject_id)
+        raise CronicaError(f"no key could be made for subject {subject_id!r}")  # pragma: no cover
+
+    def key(self, subject_id: str, key_id: str) -> bytes | None:
+        """The key ``key_id`` of the subject, or None when it was destroyed (forgotten)."""
+        now = time.monotonic()
+        cached = self._cache.get((subject_id, key_id))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rows = self.db.query(
+            "SELECT key_data, wrapped FROM cronica_subject_keys WHERE subject_id = ?"
+            " AND key_id = ?",
+            [subject_id, key_id],
+        )
+        if not rows:
+            return None
+        key = self._unwrap(subject_id, str(rows[0][0]), bool(rows[0][1]))
+        with self._lock:
+            self._cache[(subject_id, key_id)] = (now + self.cache_seconds, key)
+        return key
+
+    def rotate(self, subject_id: str) -> str:
+        """Retire the subject's key in use for a new one; return the new key's id. What the old
+        key encrypted stays readable."""
+        self._check_not_forgotten(subject_id)
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE cronica_subject_keys SET retired = 1 WHERE subject_id = ? AND retired = 0",
+                [subject_id],
+            )
+        return self._create(subject_id)
+
+    # -- forgetting ----------------------------------------------------------------------------
+
+    def forget(self, subject_id: str, *, reason: str) -> int:
+        """Destroy every key of the subject and record that they were forgotten; return how
+        many keys were destroyed. On SQLite the deleted keys are overwritten on disk and the
+        write-ahead log is emptied, so no copy of them is left in the file."""
+        if not reason or not reason.strip():
+            raise InvalidInputError("forgetting a subject needs a reason")
+        sqlite = self.db.dialect == "sqlite"
+        with self.db.transaction() as tx:
+            if sqlite:
+                tx.execute("PRAGMA secure_delete = ON")
+            gone = tx.execute("DELETE FROM cronica_subject_keys WHERE subject_id = ?", [subject_id])
+            tx.execute(
+                "INSERT INTO cronica_forgotten_subjects (subject_id, forgotten_at, reason)"
+                " VALUES (?, ?, ?) ON CONFLICT (subject_id) DO NOTHING",
+                [subject_id, _now(), reason],
+            )
+        with self._lock:
+            for cached in [k for k in self._cache if k[0] == subject_id]:
+                del self._cache[cached]
+        if sqlite:
+            self.db.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
+    def forgotten(self, subject_id: str) -> bool:
+        return bool(
+            self.db.query(
+                "SELECT 1 FROM cronica_forgotten_subjects WHERE subject_id = ?", [subject_id]
+            )
+        )
+
+    def allow_again(self, subject_id: str) -> None:
+        """The explicit decision to store personal data of a forgotten subject again (a person
+        who came back): a new key is made on next use; what was forgotten stays unreadable."""
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM cronica_forgotten_subjects WHERE subject_id = ?", [subject_id])
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _create(self, subject_id: str) -> str:
+        self._check_not_forgotten(subject_id)
+        key_id = uuid.uuid4().hex
+        data, wrapped = self._wrap(subject_id, secrets.token_bytes(KEY_BYTES))
+        with self.db.transaction() as tx:
+            # A racing process that made the subject's key first wins (the unique index).
+            tx.execute(
+                "INSERT INTO cronica_subject_keys (subject_id, key_id, key_data, wrapped,"
+                " retired, created_at) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
+                [subject_id, key_id, data, int(wrapped), _now()],
+            )
+        return key_id
+
+    def _check_not_forgotten(self, subject_id: str) -> None:
+        if self.forgotten(subject_id):
+            raise SubjectForgottenError(subject_id)
+
+    def _wrap(self, subject_id: str, key: bytes) -> tuple[str, bool]:
+        if self._master is None:
+            return base64.b64encode(key).decode(), False
+        nonce = secrets.token_bytes(12)
+        sealed = self._master.encrypt(nonce, key, subject_id.encode())
+        return base64.b64encode(nonce + sealed).decode(), True
+
+    def _unwrap(self, subject_id: str, data: str, wrapped: bool) -> bytes:
+        raw = base64.b64decode(data)
+        if not wrapped:
+            return raw
+        if self._master is None:
+            raise InvalidInputError(
+                f"the key of subject {subject_id!r} is wrapped: set {MASTER_KEY_VARIABLE}"
+            )
+        try:
+            return self._master.decrypt(raw[:12], raw[12:], subject_id.encode())
+        except InvalidTag as exc:
+            raise InvalidInputError(
+                f"the key of subject {subject_id!r} does not open with this master key"
+            ) from exc
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
