@@ -7,7 +7,7 @@ A log of ``--events`` bank events is written once per backend. Each run then mea
 turns (the order rotating from run to run):
 
 - **relay**: a fresh ``Relay`` publishes the whole log to a fresh Redis stream (read the log in
-  pages of 1,000, publish each page in one pipeline, move the checkpoint);
+  pages of 1,000, publish each page in one Lua script of XADDs, move the checkpoint);
 - **baseline**: the same entries, already in memory, sent to a fresh stream with the same
   pipelined ``XADD`` calls: what Redis and redis-py take, with no store and no checkpoint.
 

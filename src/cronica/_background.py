@@ -6,9 +6,9 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from types import TracebackType
 from typing import Self
 
+from cronica._closing import Closing
 from cronica.store.base import EventStore
 
 
@@ -22,7 +22,7 @@ def join_waking(thread: threading.Thread, store: EventStore | None, timeout: flo
         thread.join(0.05)
 
 
-class BackgroundLoop(abc.ABC):
+class BackgroundLoop(Closing, abc.ABC):
     """``run_forever`` in a thread (:meth:`start`) until :meth:`stop`; a context manager whose
     exit calls :meth:`close`. A loop that waits for new events on ``store`` is woken by
     :meth:`stop`; others should wait in short slices."""
@@ -60,16 +60,5 @@ class BackgroundLoop(abc.ABC):
         self.stop()
         self._release()
 
-    def _release(self) -> None:  # noqa: B027 (most loops own nothing to release)
+    def _release(self) -> None:
         """What :meth:`close` releases after stopping (nothing by default)."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

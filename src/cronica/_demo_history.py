@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from cronica.audit import Audit
 from cronica.events import RecordedEvent
 from cronica.examples.bank import BankAccount, bank_events
 from cronica.store.base import CopyProgress, EventStore
@@ -45,7 +46,6 @@ class History:
     closed: int
     first: datetime
     last: datetime
-    prefix: str
 
 
 def account_ids(prefix: str, count: int) -> list[str]:
@@ -75,9 +75,7 @@ def fill_history(
         if len(batch) >= BATCH or upcoming is None:
             written += _write(store, batch, written, progress, last=upcoming is None)
             batch = []
-    return History(
-        accounts, written, stats.transfers, stats.closed, stats.first, stats.last, prefix
-    )
+    return History(accounts, written, stats.transfers, stats.closed, stats.first, stats.last)
 
 
 def history_state(store: EventStore) -> str | None:
@@ -191,13 +189,7 @@ def _flush(
 ) -> Iterator[RecordedEvent]:
     """The aggregate's pending events as stored events of moment ``at``."""
     command_id = str(uuid.UUID(int=rng.getrandbits(128)))
-    metadata = {
-        "actor": actor,
-        "reason": reason,
-        "commandId": command_id,
-        "correlationId": correlation or command_id,
-        "causationId": command_id,
-    }
+    metadata = Audit(actor, reason, correlation, command_id=command_id).metadata()
     version = account.stored_version
     for payload in account.pending_events:
         version += 1

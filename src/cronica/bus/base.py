@@ -8,14 +8,16 @@ after the bus has acknowledged them (an outbox by design, no dual write).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
+from collections.abc import Callable, Sequence
 
+from cronica._closing import Closing
 from cronica.events import RecordedEvent
 
+Handler = Callable[[RecordedEvent], None]
+"""An event handler: the one API of every consumer (the store's log, Redis, ...)."""
 
-class EventBus(abc.ABC):
+
+class EventBus(Closing, abc.ABC):
     """A broker the relay publishes to."""
 
     name: str = "bus"
@@ -29,16 +31,5 @@ class EventBus(abc.ABC):
         again. Raises ``BusUnavailableError`` when the broker cannot be reached (the relay
         retries) and ``BusError`` when it refuses; some of the events may then be published."""
 
-    def close(self) -> None:  # noqa: B027 (a bus without connections has nothing to do)
+    def close(self) -> None:
         """Release connections."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -26,10 +26,9 @@ Checkpoints and dead letters live in the read-model database (by default the sto
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 from cronica._background import BackgroundLoop
+from cronica.bus.base import Handler
 from cronica.errors import InvalidInputError, StoreError
 from cronica.events import RecordedEvent
 from cronica.readmodels import read_models_for
@@ -38,7 +37,6 @@ from cronica.store.base import EventStore
 
 log = logging.getLogger("cronica.bus")
 
-Handler = Callable[[RecordedEvent], None]
 
 CONSUMERS_DDL = (
     """CREATE TABLE IF NOT EXISTS cronica_consumers (
@@ -178,7 +176,7 @@ class LogConsumer(BackgroundLoop):
                 try:
                     self.store.wait_for_events(self.position, self.idle_wait)
                 except StoreError:
-                    time.sleep(self.idle_wait)
+                    self._stopping.wait(self.idle_wait)
 
     def _release(self) -> None:
         if self._owns_checkpoints:

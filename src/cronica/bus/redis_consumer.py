@@ -15,19 +15,17 @@ cannot stop a group. Handlers that must not act twice de-duplicate by event id.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from cronica._background import BackgroundLoop
-from cronica.bus.redis_streams import DEFAULT_STREAM
-from cronica.errors import BusError, BusUnavailableError, InvalidInputError
+from cronica.bus.base import Handler
+from cronica.bus.redis_streams import DEFAULT_STREAM, redis_errors
+from cronica.errors import BusError, InvalidInputError
 from cronica.events import RecordedEvent
 
 log = logging.getLogger("cronica.bus")
-
-Handler = Callable[[RecordedEvent], None]
 
 
 def _id_text(value: Any) -> str:
@@ -73,24 +71,19 @@ class StreamConsumer(BackgroundLoop):
         self.batch = batch
         self._redis = redis.Redis.from_url(url)
         self.url = url
-        try:
-            self._redis.xgroup_create(stream, group, id=start, mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise BusError(f"Redis at {url}: {exc}") from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BusUnavailableError(f"Redis at {url}: {exc}") from exc
+        with redis_errors(url):
+            try:
+                self._redis.xgroup_create(stream, group, id=start, mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):  # else the group exists: join it
+                    raise
 
     def run_once(self, block: float | None = None) -> int:
         """Handle the entries this consumer may take now: those idle past ``claim_idle``
         (failed, or left by a dead consumer), then new ones (waiting up to ``block`` seconds
         for some). Return how many were acknowledged."""
-        try:
+        with redis_errors(self.url):
             return self._run_once(block)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BusUnavailableError(f"Redis at {self.url}: {exc}") from exc
-        except redis.RedisError as exc:
-            raise BusError(f"Redis at {self.url}: {exc}") from exc
 
     def _run_once(self, block: float | None) -> int:
         claimed = self._redis.xautoclaim(
@@ -172,24 +165,26 @@ def trim_acknowledged(url: str = "redis://127.0.0.1:6379/0", stream: str = DEFAU
     goes while the stream has no group (nobody has read it)."""
     client = redis.Redis.from_url(url)
     try:
-        groups = client.xinfo_groups(stream)
-        if not groups:
-            return 0
-        keep: list[tuple[int, int]] = []
-        for group in groups:
-            name = _id_text(group["name"])
-            last = _id_key(_id_text(group["last-delivered-id"]))
-            boundary = (last[0], last[1] + 1)  # everything up to the last delivered ...
-            summary = client.xpending(stream, name)
-            if summary["pending"]:  # ... unless some of it is still pending
-                boundary = min(boundary, _id_key(_id_text(summary["min"])))
-            keep.append(boundary)
-        oldest = min(keep)
-        removed: int = client.xtrim(stream, minid=f"{oldest[0]}-{oldest[1]}", approximate=False)
-        return removed
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BusUnavailableError(f"Redis at {url}: {exc}") from exc
-    except redis.RedisError as exc:
-        raise BusError(f"Redis at {url}: {exc}") from exc
+        with redis_errors(url):
+            return _trim(client, stream)
     finally:
         client.close()
+
+
+def _trim(client: Any, stream: str) -> int:
+    """The work of :func:`trim_acknowledged` on an open client."""
+    groups = client.xinfo_groups(stream)
+    if not groups:
+        return 0
+    keep: list[tuple[int, int]] = []
+    for group in groups:
+        name = _id_text(group["name"])
+        last = _id_key(_id_text(group["last-delivered-id"]))
+        boundary = (last[0], last[1] + 1)  # everything up to the last delivered ...
+        summary = client.xpending(stream, name)
+        if summary["pending"]:  # ... unless some of it is still pending
+            boundary = min(boundary, _id_key(_id_text(summary["min"])))
+        keep.append(boundary)
+    oldest = min(keep)
+    removed: int = client.xtrim(stream, minid=f"{oldest[0]}-{oldest[1]}", approximate=False)
+    return removed

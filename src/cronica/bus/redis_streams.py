@@ -17,7 +17,8 @@ without gaps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -27,7 +28,6 @@ from cronica.errors import BusError, BusUnavailableError
 from cronica.events import RecordedEvent
 
 DEFAULT_STREAM = "cronica:events"
-_ALREADY_THERE = "equal or smaller than the target stream top item"
 _FIELDS = ("eventId", "eventType", "aggregateId", "position", "envelope")
 
 # KEYS[1]: the stream. ARGV[1]: max length (0: none); then per entry: its id and 5 values.
@@ -55,6 +55,18 @@ for i = 2, #ARGV, 6 do
 end
 return added
 """
+
+
+@contextmanager
+def redis_errors(url: str) -> Iterator[None]:
+    """Redis's errors as the bus's: ``BusUnavailableError`` when Redis cannot be reached,
+    ``BusError`` when it refuses."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BusUnavailableError(f"Redis at {url}: {exc}") from exc
+    except redis.RedisError as exc:
+        raise BusError(f"Redis at {url}: {exc}") from exc
 
 
 def entry_fields(event: RecordedEvent) -> dict[Any, Any]:
@@ -99,22 +111,17 @@ class RedisStreamsBus(EventBus):
             fields = entry_fields(event)
             arguments.append(f"{event.position}-0")
             arguments.extend(fields[name] for name in _FIELDS)
-        try:
+        with redis_errors(self.url):
             added = self._publish(keys=[self.stream], args=arguments)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BusUnavailableError(f"Redis at {self.url}: {exc}") from exc
-        except redis.RedisError as exc:
-            raise BusError(f"Redis at {self.url}: {exc}") from exc
         return int(added)
 
     def last_position(self) -> int:
         """The position of the stream's last entry (0: empty)."""
-        try:
-            info = self._redis.xinfo_stream(self.stream)
-        except redis.ResponseError:
-            return 0
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BusUnavailableError(f"Redis at {self.url}: {exc}") from exc
+        with redis_errors(self.url):
+            try:
+                info = self._redis.xinfo_stream(self.stream)
+            except redis.ResponseError:
+                return 0  # no stream yet
         last = info.get("last-generated-id", b"0-0")
         text = last.decode() if isinstance(last, bytes) else str(last)
         return int(text.split("-")[0])

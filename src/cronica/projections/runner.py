@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cronica._background import join_waking
+from cronica._closing import Closing
 from cronica.errors import (
     InvalidInputError,
     LeaseLostError,
@@ -72,7 +73,7 @@ class _HandlerFailedError(Exception):
     """A handler raised in the fast path; the batch is redone with each track isolated."""
 
 
-class Projector:
+class Projector(Closing):
     """Runs ``projections`` over ``store``, writing to ``read_models`` (by default the store's
     own database).
 
@@ -245,12 +246,6 @@ class Projector:
         self._reader.shutdown(wait=True)
         if self._owns_read_models:
             self.read_models.close()
-
-    def __enter__(self) -> Projector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- read-your-writes ----------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
+
+from cronica._closing import Closing
 
 Row = tuple[Any, ...]
 
@@ -57,7 +58,7 @@ class ReadModelTransaction(abc.ABC):
         """A nested transaction: an exception inside rolls back to its start and propagates."""
 
 
-class ReadModelDatabase(abc.ABC):
+class ReadModelDatabase(Closing, abc.ABC):
     """A SQL database holding read models, with one writer at a time and many readers.
 
     >>> from cronica.readmodels import connect_read_models
@@ -90,19 +91,8 @@ class ReadModelDatabase(abc.ABC):
     def table_exists(self, name: str) -> bool:
         """Whether a table or view of that name exists (in this database's schema)."""
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
+    def close(self) -> None:
         """Close every connection; the object cannot be used afterwards."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def rows_of(cursor_rows: Iterator[Row] | list[Row]) -> list[Row]:

@@ -255,9 +255,9 @@ def read_stream(
     did not yet exist at ``asOf``)."""
     store = services(request).store
     moment = _aware(as_of)
-    info = store.stream_info(aggregate_id)
-    version = info.version
-    if moment is not None:
+    if moment is None:
+        version = store.stream_info(aggregate_id).version
+    else:  # the version it had then (none: it did not exist yet)
         last = store.read_stream(aggregate_id, as_of=moment, backward=True, limit=1)
         if not last:
             raise StreamNotFoundError(aggregate_id)

@@ -108,7 +108,7 @@ class Services:
         a Redis one (consumer groups), else over the store's own log (the in-process bus)."""
         runner = SagaRunner(
             self.transfers,
-            transfer_steps(Repository(self.store, BankAccount, bank_events)),
+            transfer_steps(self.accounts),
             timers=self.read_models,
         )
         handlers = [(group, handler, 5) for group, handler in bank_handlers(self.read_models)]

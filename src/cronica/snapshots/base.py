@@ -11,7 +11,9 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
+from typing import Any
+
+from cronica._closing import Closing
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,7 @@ class Snapshot:
     timestamp: datetime
 
 
-class SnapshotStore(abc.ABC):
+class SnapshotStore(Closing, abc.ABC):
     """Where snapshots live; one module per backend, beside the event store's."""
 
     @abc.abstractmethod
@@ -41,11 +43,5 @@ class SnapshotStore(abc.ABC):
     def delete(self, aggregate_id: str) -> None:
         """Drop the snapshot of ``aggregate_id`` (if any)."""
 
-    def close(self) -> None:  # noqa: B027 - backends without resources need nothing
+    def close(self) -> None:
         """Release connections."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -26,10 +26,15 @@ Poll = Callable[[bool], int | None]
 poll (SQLite's data version unchanged); ``force`` asks for the head in any case."""
 
 
-def check_wait_arguments(after: Any, timeout: Any) -> float:
-    """Check ``wait_for_events``'s arguments; return the timeout as a float."""
+def check_after(after: Any) -> None:
+    """``InvalidReadError`` unless ``after`` (a log position to read past) is an int >= 0."""
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise InvalidReadError(f"after must be an integer >= 0, not {after!r}")
+
+
+def check_wait_arguments(after: Any, timeout: Any) -> float:
+    """Check ``wait_for_events``'s arguments; return the timeout as a float."""
+    check_after(after)
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, int | float)
@@ -73,10 +78,6 @@ class HeadWatch:
     def known(self) -> int:
         """The highest committed position seen so far (0: none)."""
         return self._known
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def advance(self, position: int) -> None:
         """Record that events up to ``position`` have committed; wake the waiters it concerns."""

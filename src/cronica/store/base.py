@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from cronica._closing import Closing
 from cronica._validation import (
     check_aggregate_id,
     check_aggregate_type,
@@ -32,7 +32,7 @@ from cronica.events import (
     StreamInfo,
     check_expected_version,
 )
-from cronica.store._wakeup import HeadWatch, check_wait_arguments
+from cronica.store._wakeup import HeadWatch, check_after, check_wait_arguments
 
 if TYPE_CHECKING:
     from cronica.snapshots.base import SnapshotStore
@@ -105,7 +105,7 @@ class CopyProgress:
     checksum: str
 
 
-class EventStore(abc.ABC):
+class EventStore(Closing, abc.ABC):
     """An append-only log of events in streams, with one global order.
 
     Every backend keeps this contract (tested by one shared suite):
@@ -310,8 +310,7 @@ class EventStore(abc.ABC):
         call could already return, so following the log from the last returned position sees
         every event exactly once.
         """
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise InvalidReadError(f"after must be an integer >= 0, not {after!r}")
+        check_after(after)
         _check_limit(limit)
         types = _check_names(event_types, check_event_type, "event_types")
         agg_types = _check_names(aggregate_types, check_aggregate_type, "aggregate_types")
@@ -392,8 +391,7 @@ class EventStore(abc.ABC):
         ``after`` is checked as ``read_all`` checks it (``InvalidReadError``). The count walks the
         position index from ``after``, so it costs in proportion to the lag.
         """
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise InvalidReadError(f"after must be an integer >= 0, not {after!r}")
+        check_after(after)
         if after >= MAX_POSITION:
             return 0
         return self._count_events(after)
@@ -444,17 +442,6 @@ class EventStore(abc.ABC):
         """Release connections; the store cannot be used afterwards. Threads blocked in
         ``wait_for_events`` raise ``StoreError``."""
         self._watch.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _check_limit(limit: int | None) -> None:
