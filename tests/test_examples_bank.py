@@ -31,6 +31,7 @@ from cronica.examples.bank import (
     WithdrawalMade,
     bank_events,
 )
+from cronica.privacy import PREFIX, SUBJECT_KEY
 from cronica.testing import AggregateScenario
 
 Command = Callable[[BankAccount], object]
@@ -420,7 +421,11 @@ def test_stored_events_carry_the_wire_contract(store: EventStore) -> None:
     accounts.execute(ACCOUNT, lambda a: a.close())
 
     stored = store.read_stream(ACCOUNT)
-    assert [(e.event_type, e.data) for e in stored] == [
+    # The owner is personal data: stored encrypted, read (decrypted) as the contract's name.
+    assert stored[0].data["owner"].startswith(PREFIX) and "Juan" not in str(stored[0].data)
+    assert stored[0].metadata[SUBJECT_KEY] == ACCOUNT
+    decrypted = accounts.personal_data.decrypt_all(stored)
+    assert [(e.event_type, e.data) for e in decrypted] == [
         ("AccountCreated", {"owner": "Juan Pérez"}),
         ("DepositMade", {"amount": "50.00"}),
         ("TransferSent", {"transferId": "tr-1", "to": "acc-2", "amount": "20.00"}),
@@ -476,7 +481,9 @@ def test_creating_an_account_that_exists_is_refused_and_writes_nothing(store: Ev
     accounts.create(ACCOUNT, lambda a: a.open("Ana"))
     with pytest.raises(ConcurrencyError):
         accounts.create(ACCOUNT, lambda a: a.open("Bob"))
-    assert [e.data for e in store.read_all()] == [{"owner": "Ana"}]
+    assert [e.data for e in accounts.personal_data.decrypt_all(store.read_all())] == [
+        {"owner": "Ana"}
+    ]
     assert accounts.load(ACCOUNT).owner == "Ana"
 
 

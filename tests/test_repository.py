@@ -29,7 +29,8 @@ from cronica import (
     audit_context,
 )
 from cronica.examples.bank import BankAccount, InsufficientFundsError, bank_events
-from cronica.repository import idempotent_event_id
+from cronica.privacy import SUBJECT_KEY
+from cronica.repository import SEALED_STATE, idempotent_event_id
 
 Accounts = Repository[BankAccount]
 
@@ -242,7 +243,11 @@ def test_snapshots_are_taken_every_n_events_and_hold_the_state(store: EventStore
     accounts.execute("acc-1", deposit("1.00"))
     assert snapshots.load("acc-1") is None
     accounts.execute("acc-1", deposit("2.00"))
-    taken = snapshots.load("acc-1")
+    stored = snapshots.load("acc-1")
+    # The state holds the owner, personal data: stored sealed with the account's key.
+    assert stored is not None and set(stored.state) == {SEALED_STATE, SUBJECT_KEY}
+    assert "Juan" not in str(stored.state)
+    taken = accounts.stored_snapshot("acc-1")
     assert taken is not None
     assert (taken.version, taken.aggregate_type, taken.schema_version) == (3, "BankAccount", 1)
     assert taken.state == {"owner": "Juan", "balance": "3.00", "closed": False}
@@ -316,7 +321,7 @@ def test_a_snapshot_of_an_older_state_layout_is_ignored_and_replaced(store: Even
     # Newer code, started later, finds the old snapshot.
     newer = Repository(store, BankAccount, bank_events, snapshots=accounts.snapshots)
     assert newer.load("acc-1").balance == Decimal("10.00")
-    replaced = accounts.snapshots.load("acc-1")
+    replaced = accounts.stored_snapshot("acc-1")
     assert replaced is not None
     assert (replaced.schema_version, replaced.state["balance"]) == (1, "10.00")
 

@@ -99,6 +99,13 @@ class Aggregate:
         """The stream's version this aggregate was loaded at (before its pending events)."""
         return self.version - len(self._pending)
 
+    @property
+    def data_subject(self) -> str:
+        """The data subject whose personal data this aggregate's events carry (the person the
+        key that encrypts them belongs to): the aggregate's id by default. Override it when
+        the person is someone else (an order's customer)."""
+        return self.id
+
     def replay(self, event: object, version: int) -> None:
         """Apply a stored event, the ``version``-th of the stream."""
         self.apply(event)

@@ -20,6 +20,9 @@ with pydantic doing the conversions (``Decimal`` amounts travel as strings, neve
 >>> events.to_new_event(TransferSent(transfer_id="t-1")).data
 {'transferId': 't-1'}
 
+A field holding personal data is declared ``Annotated[str, PERSONAL]``: a repository encrypts it
+with the data subject's key before it reaches the store (:mod:`cronica.privacy`).
+
 Event type names are facts in the past tense (``DepositMade``, never ``MakeDeposit``): an event
 records what happened; a command asks for something to happen. Registering a name that does not
 end in a past-tense word warns with :class:`EventNameWarning`.
@@ -32,7 +35,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Annotated, Any, Final, TypeVar, get_args, get_origin, get_type_hints, overload
 
 import pydantic
 from pydantic.alias_generators import to_camel
@@ -57,6 +60,19 @@ class DomainEvent(pydantic.BaseModel):
     )
 
 
+class _PersonalMarker:
+    def __repr__(self) -> str:
+        return "PERSONAL"
+
+
+PERSONAL: Final = _PersonalMarker()
+"""Marks an event field as personal data: ``owner: Annotated[str, PERSONAL]``. Its value is
+encrypted with its data subject's key (crypto-shredding) and reads as a placeholder once the
+subject is forgotten, so the field holds text (``str`` or ``str | None``)."""
+
+_TEXT_TYPES: Final = (str, str | None)
+
+
 class EventNameWarning(UserWarning):
     """An event type name that does not read as a past-tense fact."""
 
@@ -69,6 +85,8 @@ class EventType:
     version: int
     cls: type[Any]
     adapter: pydantic.TypeAdapter[Any]
+    personal: tuple[str, ...] = ()
+    """The names (as stored) of the fields marked :data:`PERSONAL`."""
 
     @property
     def validate(self) -> Callable[[Any], Any]:
@@ -126,7 +144,7 @@ class EventRegistry:
                 EventNameWarning,
                 stacklevel=4,
             )
-        entry = EventType(name, version, cls, pydantic.TypeAdapter(cls))
+        entry = EventType(name, version, cls, pydantic.TypeAdapter(cls), _personal_fields(cls))
         self._by_name[name] = entry
         self._by_class[cls] = entry
 
@@ -149,6 +167,10 @@ class EventRegistry:
             return self._by_class[type(payload)]
         except KeyError:
             raise UnknownEventTypeError(type(payload).__qualname__) from None
+
+    def personal_fields(self) -> dict[str, tuple[str, ...]]:
+        """The event types with personal data: type name -> names of its personal fields."""
+        return {name: e.personal for name, e in self._by_name.items() if e.personal}
 
     def versions(self) -> dict[str, int]:
         """Each registered type's current schema version."""
@@ -200,6 +222,39 @@ class EventRegistry:
                 f"event {event.event_id} ({event.event_type}) does not fit"
                 f" {entry.cls.__qualname__}: {exc.errors()[0]['msg']}"
             ) from None
+
+
+def _personal_fields(cls: type[Any]) -> tuple[str, ...]:
+    """The stored names of ``cls``'s fields marked :data:`PERSONAL`."""
+    model_fields = getattr(cls, "model_fields", None)
+    if isinstance(model_fields, dict):  # a pydantic model: its fields are resolved already
+        marked = {
+            name: (field.annotation, field.alias or name)
+            for name, field in model_fields.items()
+            if any(m is PERSONAL for m in field.metadata)
+        }
+    else:
+        try:
+            hints = get_type_hints(cls, include_extras=True)
+        except (NameError, TypeError) as exc:
+            if "PERSONAL" in str(getattr(cls, "__annotations__", "")):
+                raise InvalidInputError(
+                    f"{cls.__qualname__}: cannot resolve its annotations to find its personal"
+                    f" fields ({exc})"
+                ) from None
+            return ()
+        marked = {
+            name: (get_args(hint)[0], name)
+            for name, hint in hints.items()
+            if get_origin(hint) is Annotated and any(m is PERSONAL for m in hint.__metadata__)
+        }
+    for name, (annotation, _) in marked.items():
+        if annotation not in _TEXT_TYPES:
+            raise InvalidInputError(
+                f"{cls.__qualname__}.{name} is personal data, so it must hold text (str or"
+                f" str | None): once erased it reads as a placeholder"
+            )
+    return tuple(stored for _, stored in marked.values())
 
 
 # -- naming ------------------------------------------------------------------------------------

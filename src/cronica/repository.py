@@ -41,6 +41,9 @@ from cronica.errors import (
 )
 from cronica.event_types import EventRegistry
 from cronica.events import NewEvent, RecordedEvent
+from cronica.privacy.cipher import SUBJECT_KEY, PersonalData, any_sealed
+from cronica.privacy.erasure import ERASURE_EVENT
+from cronica.privacy.keys import SubjectForgottenError, SubjectKeys
 from cronica.snapshots.base import Snapshot, SnapshotStore
 from cronica.store.base import MAX_EVENTS_PER_APPEND, EventStore
 
@@ -101,6 +104,15 @@ def stored_run(store: EventStore, key: str) -> list[RecordedEvent] | None:
     return run
 
 
+SEALED_STATE: Final = "cronica:sealed"
+"""The key of a stored snapshot state encrypted with its data subject's key."""
+
+
+def _snapshot_bound(aggregate_type: str, aggregate_id: str, version: int) -> str:
+    """The associated data binding a sealed snapshot state to its aggregate and version."""
+    return f"snapshot:{aggregate_type}:{aggregate_id}:{version}"
+
+
 class _ClassPolicy:
     """The default of ``snapshot_every``: the aggregate class's own policy."""
 
@@ -136,6 +148,7 @@ class Repository(Generic[A]):
         *,
         snapshots: SnapshotStore | None = None,
         snapshot_every: int | _ClassPolicy | None = CLASS_POLICY,
+        keys: SubjectKeys | None = None,
     ) -> None:
         self.store = store
         self.aggregate_class = aggregate_class
@@ -159,6 +172,21 @@ class Repository(Generic[A]):
         # Checked at start-up: every chain complete up to the versions the code reads.
         if store.upcasters is not None:
             store.upcasters.check(events)
+        self._keys = keys
+        self._personal: PersonalData | None = None
+        self.seals_personal_data = bool(events.personal_fields())
+        """Whether this aggregate's events declare personal data: then they are encrypted,
+        and so are its snapshots."""
+        self._skip_erasures = ERASURE_EVENT not in events
+
+    @property
+    def personal_data(self) -> PersonalData:
+        """Encrypts and decrypts the events' personal fields with the subjects' keys (by
+        default the store's, :meth:`EventStore.subject_keys`), made on first use."""
+        if self._personal is None:
+            keys = self.store.subject_keys() if self._keys is None else self._keys
+            self._personal = PersonalData(keys, self.events.personal_fields())
+        return self._personal
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -178,11 +206,20 @@ class Repository(Generic[A]):
         events = self.store.read_stream(
             aggregate_id, from_version=aggregate.version + 1, to_version=version, as_of=as_of
         )
+        if snapshot is not None and any(e.event_type == ERASURE_EVENT for e in events):
+            # The subject was forgotten since the snapshot: it may hold their personal data.
+            self.forget_cached(aggregate_id)
+            aggregate, snapshot, stale = self.aggregate_class(aggregate_id), None, True
+            events = self.store.read_stream(aggregate_id, to_version=version, as_of=as_of)
         if events:
             # One stream has one aggregate type: checking the first event checks them all.
             self._check_type(events[0])
-            decode, apply = self.events.decode, aggregate.apply
+            decode, apply, skip = self.events.decode, aggregate.apply, self._skip_erasures
+            if any_sealed(events):
+                events = self.personal_data.decrypt_all(events)
             for recorded in events:
+                if skip and recorded.event_type == ERASURE_EVENT:
+                    continue  # handled here when the aggregate's events do not include it
                 apply(decode(recorded))
             last = events[-1]
             aggregate.version = last.version
@@ -210,7 +247,7 @@ class Repository(Generic[A]):
             snapshot = self._cache[aggregate_id]
         else:
             try:
-                snapshot = self.snapshots.load(aggregate_id)
+                snapshot = self._unsealed(self.snapshots.load(aggregate_id))
             except CronicaError as exc:  # a cache: fall back to the events
                 log.warning("snapshot of %s unreadable, loading from events: %s", aggregate_id, exc)
                 return None, False
@@ -262,6 +299,9 @@ class Repository(Generic[A]):
             )
             for n, event in enumerate(pending, start=1)
         )
+        if self.seals_personal_data:
+            encrypt, subject = self.personal_data.encrypt, aggregate.data_subject
+            new_events = tuple(encrypt(event, subject) for event in new_events)
         result = self.store.append(
             aggregate.id,
             new_events,
@@ -300,7 +340,7 @@ class Repository(Generic[A]):
             )
         aggregate = self.load(aggregate_id)
         snapshot = self._snapshot_of(aggregate, None)
-        self.snapshots.save(snapshot)
+        self.snapshots.save(self._sealed(snapshot, aggregate.data_subject))
         self._remember(aggregate.id, snapshot)
         return snapshot
 
@@ -324,10 +364,41 @@ class Repository(Generic[A]):
             return
         try:
             snapshot = self._snapshot_of(aggregate, timestamp)
-            self.snapshots.save(snapshot)
+            self.snapshots.save(self._sealed(snapshot, aggregate.data_subject))
             self._remember(aggregate.id, snapshot)
+        except SubjectForgottenError:
+            # Nothing of theirs may be sealed again; their aggregate loads from its events.
+            log.debug("no snapshot of %s: its data subject was forgotten", aggregate.id)
         except CronicaError as exc:  # a snapshot is a cache: the command has succeeded
             log.warning("snapshot of %s not taken: %s", aggregate.id, exc)
+
+    def stored_snapshot(self, aggregate_id: str) -> Snapshot | None:
+        """The aggregate's stored snapshot with its state decrypted, or None when there is none
+        (or its data subject was forgotten: it can no longer be opened)."""
+        if self.snapshots is None:
+            return None
+        return self._unsealed(self.snapshots.load(aggregate_id))
+
+    def _sealed(self, snapshot: Snapshot, subject_id: str) -> Snapshot:
+        """The snapshot as stored: its state encrypted with the data subject's key when the
+        aggregate's events carry personal data (its state may hold it too)."""
+        if not self.seals_personal_data:
+            return snapshot
+        bound = _snapshot_bound(snapshot.aggregate_type, snapshot.aggregate_id, snapshot.version)
+        sealed = self.personal_data.seal(subject_id, snapshot.state, bound)
+        return dataclasses.replace(snapshot, state={SEALED_STATE: sealed, SUBJECT_KEY: subject_id})
+
+    def _unsealed(self, snapshot: Snapshot | None) -> Snapshot | None:
+        """A stored snapshot with its state decrypted; None when its subject's key is gone."""
+        if snapshot is None or set(snapshot.state) != {SEALED_STATE, SUBJECT_KEY}:
+            return snapshot
+        bound = _snapshot_bound(snapshot.aggregate_type, snapshot.aggregate_id, snapshot.version)
+        opened, state = self.personal_data.unseal(
+            str(snapshot.state[SUBJECT_KEY]), str(snapshot.state[SEALED_STATE]), bound
+        )
+        if not opened or not isinstance(state, dict):
+            return None
+        return dataclasses.replace(snapshot, state=state)
 
     def _remember_state(self, aggregate: A) -> None:
         """Keep the state just saved in memory, as a snapshot this repository alone uses: the

@@ -1,5 +1,9 @@
 """The seed's bank account (1.4.2): identity, invariants, commands, events.
 
+The owner's name is personal data (``Annotated[str, PERSONAL]``): the repository stores it
+encrypted with the account's key, and forgetting the account's holder
+(:func:`cronica.privacy.forget`) leaves ``[erased]`` in its place.
+
 Invariants: every amount is positive; the balance never goes negative; a closed account accepts
 nothing, and only an empty account can be closed. The event types are the wire contract's
 (``AccountCreated {owner}``, ``DepositMade {amount}``, ...), amounts as decimal strings.
@@ -11,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import Field
 
 from cronica.aggregates import Aggregate
 from cronica.errors import InvariantError
-from cronica.event_types import DomainEvent, EventRegistry
+from cronica.event_types import PERSONAL, DomainEvent, EventRegistry
 from cronica.examples._money import InvalidAmountError, amount
+from cronica.privacy.erasure import PersonalDataErased
 
 __all__ = [
     "AccountClosed",
@@ -27,6 +33,7 @@ __all__ = [
     "DepositMade",
     "InsufficientFundsError",
     "InvalidAmountError",
+    "PersonalDataErased",
     "TransferReceived",
     "TransferRefunded",
     "TransferSent",
@@ -39,7 +46,10 @@ bank_events = EventRegistry()
 
 @bank_events.register
 class AccountCreated(DomainEvent):
-    owner: str
+    """An account was opened for ``owner``: personal data, encrypted with the account's key
+    (the account id is its data subject)."""
+
+    owner: Annotated[str, PERSONAL]
 
 
 @bank_events.register
@@ -78,6 +88,9 @@ class TransferRefunded(DomainEvent):
 @bank_events.register
 class AccountClosed(DomainEvent):
     pass
+
+
+bank_events.register(PersonalDataErased)
 
 
 class InsufficientFundsError(InvariantError):

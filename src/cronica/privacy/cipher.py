@@ -34,7 +34,7 @@ import binascii
 import secrets
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -44,7 +44,7 @@ from cronica.errors import InvalidEventDataError, InvalidInputError
 from cronica.events import NewEvent, RecordedEvent
 from cronica.privacy.keys import SubjectKeys
 
-__all__ = ["ERASED", "PREFIX", "SUBJECT_KEY", "PersonalData"]
+__all__ = ["ERASED", "PREFIX", "SUBJECT_KEY", "PersonalData", "any_sealed", "is_sealed"]
 
 PREFIX = "cronica:pii:v1:"
 """How an encrypted value begins."""
@@ -60,11 +60,14 @@ class PersonalData:
     """Encrypts and decrypts the personal fields of events with the subjects' keys.
 
     ``fields`` maps an event type to the names (as stored: ``owner``, ``emailAddress``) of its
-    personal fields."""
+    personal fields (what :meth:`EventRegistry.personal_fields` gives); decrypting needs none,
+    since an encrypted value says so itself."""
 
-    def __init__(self, keys: SubjectKeys, fields: Mapping[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self, keys: SubjectKeys, fields: Mapping[str, tuple[str, ...]] | None = None
+    ) -> None:
         self.keys = keys
-        self.fields = {event_type: tuple(names) for event_type, names in fields.items()}
+        self.fields = {event_type: tuple(names) for event_type, names in (fields or {}).items()}
 
     def personal_fields(self, event_type: str) -> tuple[str, ...]:
         return self.fields.get(event_type, ())
@@ -76,15 +79,9 @@ class PersonalData:
         names = [n for n in self.personal_fields(event.event_type) if event.data.get(n) is not None]
         if not names:
             return event
-        if not subject_id:
-            raise InvalidInputError("personal data needs a subject id")
-        key_id, key = self.keys.active_key(subject_id)
-        sealer = AESGCM(key)
         data = dict(event.data)
         for name in names:
-            nonce = secrets.token_bytes(12)
-            sealed = sealer.encrypt(nonce, orjson.dumps(data[name]), _bound(event.event_id, name))
-            data[name] = f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+            data[name] = self.seal(subject_id, data[name], _bound(event.event_id, name))
         metadata = {**event.metadata, SUBJECT_KEY: subject_id}
         return NewEvent(event.event_type, data, metadata, event.event_id)
 
@@ -93,7 +90,7 @@ class PersonalData:
         gone. ``InvalidEventDataError`` for a value that claims to be encrypted but does not
         open (tampered with, or moved from another event)."""
         data = event.data
-        sealed = [n for n, v in data.items() if isinstance(v, str) and v.startswith(PREFIX)]
+        sealed = [n for n, v in data.items() if type(v) is str and v.startswith(PREFIX)]
         if not sealed:
             return event
         subject_id = event.metadata.get(SUBJECT_KEY)
@@ -101,29 +98,68 @@ class PersonalData:
             raise InvalidEventDataError(f"event {event.event_id} has personal data but no subject")
         opened = dict(data)
         for name in sealed:
-            opened[name] = self._open(event, subject_id, name, data[name])
+            value = self._open(subject_id, data[name], _bound(event.event_id, name))
+            opened[name] = ERASED if value is _GONE else value
         return event._replace(data=opened)
 
-    def _open(self, event: RecordedEvent, subject_id: str, name: str, value: str) -> Any:
+    def decrypt_all(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """:meth:`decrypt` over a page of events; the page itself when none holds personal
+        data (the common case costs a look at each event's values)."""
+        out: list[RecordedEvent] | None = None
+        for i, event in enumerate(events):
+            if any(type(v) is str and v.startswith(PREFIX) for v in event.data.values()):
+                if out is None:
+                    out = list(events)
+                out[i] = self.decrypt(event)
+        return events if out is None else out
+
+    # -- single values ---------------------------------------------------------------------------
+
+    def seal(self, subject_id: str, value: Any, bound: str) -> str:
+        """``value`` (anything JSON) encrypted under the subject's key in use, bound to
+        ``bound`` (associated data: it opens only with the same ``bound``)."""
+        if not subject_id:
+            raise InvalidInputError("personal data needs a subject id")
+        key_id, key = self.keys.active_key(subject_id)
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(key).encrypt(nonce, orjson.dumps(value), bound.encode())
+        return f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def unseal(self, subject_id: str, text: str, bound: str) -> tuple[bool, Any]:
+        """(True, value) from :meth:`seal`'s text, or (False, None) when the key is gone."""
+        value = self._open(subject_id, text, bound)
+        return (False, None) if value is _GONE else (True, value)
+
+    def _open(self, subject_id: str, text: str, bound: str) -> Any:
         try:
-            key_id, payload = value[len(PREFIX) :].split(":", 1)
+            key_id, payload = text[len(PREFIX) :].split(":", 1)
             raw = base64.urlsafe_b64decode(payload)
         except (ValueError, binascii.Error) as exc:
-            raise InvalidEventDataError(
-                f"event {event.event_id}: field {name!r} is not a valid ciphertext"
-            ) from exc
+            raise InvalidEventDataError(f"{bound}: not a valid ciphertext") from exc
         key = self.keys.key(subject_id, key_id)
         if key is None:
-            return ERASED
+            return _GONE
         try:
-            plain = AESGCM(key).decrypt(raw[:12], raw[12:], _bound(event.event_id, name))
+            plain = AESGCM(key).decrypt(raw[:12], raw[12:], bound.encode())
         except InvalidTag as exc:
-            raise InvalidEventDataError(
-                f"event {event.event_id}: field {name!r} does not open with its subject's key"
-            ) from exc
+            raise InvalidEventDataError(f"{bound}: does not open with its subject's key") from exc
         return orjson.loads(plain)
 
 
-def _bound(event_id: uuid.UUID, field: str) -> bytes:
+_GONE: Final = object()
+"""What opening a value whose key was destroyed gives."""
+
+
+def any_sealed(events: list[RecordedEvent]) -> bool:
+    """Whether any of ``events`` holds an encrypted personal value."""
+    return any(is_sealed(v) for event in events for v in event.data.values())
+
+
+def is_sealed(value: object) -> bool:
+    """Whether ``value`` is an encrypted personal value."""
+    return type(value) is str and value.startswith(PREFIX)
+
+
+def _bound(event_id: uuid.UUID, field: str) -> str:
     """The associated data binding a ciphertext to its event and field."""
-    return f"{event_id}:{field}".encode()
+    return f"{event_id}:{field}"

@@ -117,6 +117,7 @@ class SubjectKeys:
         self._master = None if master_key is None else AESGCM(master_key)
         self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+        self._active: dict[str, tuple[float, str, bytes]] = {}
         self._lock = threading.Lock()
         with db.transaction() as tx:
             for ddl in KEYS_DDL:
@@ -126,7 +127,13 @@ class SubjectKeys:
 
     def active_key(self, subject_id: str) -> tuple[str, bytes]:
         """(key id, key) to encrypt the subject's new personal data with, made on first use.
-        ``SubjectForgottenError`` for a forgotten subject."""
+        ``SubjectForgottenError`` for a forgotten subject. Kept in memory for ``cache_seconds``:
+        within that time a key rotated or destroyed by another process may still encrypt here
+        (what it encrypts after a forget is unreadable at once, like the rest)."""
+        now = time.monotonic()
+        cached = self._active.get(subject_id)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
         for _ in range(3):
             rows = self.db.query(
                 "SELECT key_id, key_data, wrapped FROM cronica_subject_keys"
@@ -135,7 +142,10 @@ class SubjectKeys:
             )
             if rows:
                 key_id, data, wrapped = rows[0]
-                return str(key_id), self._unwrap(subject_id, str(data), bool(wrapped))
+                key = self._unwrap(subject_id, str(data), bool(wrapped))
+                with self._lock:
+                    self._active[subject_id] = (now + self.cache_seconds, str(key_id), key)
+                return str(key_id), key
             self._create(subject_id)
         raise CronicaError(f"no key could be made for subject {subject_id!r}")  # pragma: no cover
 
@@ -161,6 +171,8 @@ class SubjectKeys:
         """Retire the subject's key in use for a new one; return the new key's id. What the old
         key encrypted stays readable."""
         self._check_not_forgotten(subject_id)
+        with self._lock:
+            self._active.pop(subject_id, None)
         with self.db.transaction() as tx:
             tx.execute(
                 "UPDATE cronica_subject_keys SET retired = 1 WHERE subject_id = ? AND retired = 0",
@@ -187,6 +199,7 @@ class SubjectKeys:
                 [subject_id, _now(), reason],
             )
         with self._lock:
+            self._active.pop(subject_id, None)
             for cached in [k for k in self._cache if k[0] == subject_id]:
                 del self._cache[cached]
         if sqlite:
@@ -198,6 +211,20 @@ class SubjectKeys:
             self.db.query(
                 "SELECT 1 FROM cronica_forgotten_subjects WHERE subject_id = ?", [subject_id]
             )
+        )
+
+    def forgotten_at(self, subject_id: str) -> str | None:
+        """When the subject was forgotten (ISO 8601), or None."""
+        rows = self.db.query(
+            "SELECT forgotten_at FROM cronica_forgotten_subjects WHERE subject_id = ?",
+            [subject_id],
+        )
+        return str(rows[0][0]) if rows else None
+
+    def has_keys(self, subject_id: str) -> bool:
+        """Whether any key of the subject exists (in use or retired)."""
+        return bool(
+            self.db.query("SELECT 1 FROM cronica_subject_keys WHERE subject_id = ?", [subject_id])
         )
 
     def allow_again(self, subject_id: str) -> None:

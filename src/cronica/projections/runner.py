@@ -49,6 +49,8 @@ from cronica.projections.generations import (
     point_views,
     table_names,
 )
+from cronica.privacy.cipher import PersonalData, any_sealed
+from cronica.privacy.keys import SubjectKeys
 from cronica.readmodels import read_models_for
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
 from cronica.store.base import EventStore
@@ -106,6 +108,7 @@ class Projector(Closing):
         owner: str | None = None,
         retry_failed_on_start: bool = True,
         read_ahead: bool | None = None,
+        keys: SubjectKeys | None = None,
     ) -> None:
         chosen = list(projections)
         check_distinct(chosen)
@@ -147,6 +150,8 @@ class Projector(Closing):
         self._read_ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
         self.last_error: BaseException | None = None
         """The last error a pass of the background loop met (it retries after a pause)."""
+        self._keys = keys
+        self._personal: PersonalData | None = None
 
     # -- running -----------------------------------------------------------------------------
 
@@ -346,6 +351,8 @@ class Projector(Closing):
             events = ahead[1].result()
         else:
             events = self.store.read_all(after=position, limit=limit)
+        if any_sealed(events):
+            events = self._decrypted(events)
         if len(events) < limit:
             return events, False
         after = events[-1].position
@@ -355,6 +362,15 @@ class Projector(Closing):
             future = self._reader.submit(self.store.read_all, after=after, limit=next_limit)
             self._read_ahead = (after, future)
         return events, True
+
+    def _decrypted(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """The events with their personal values decrypted (``[erased]`` once the subject is
+        forgotten), with ``keys`` or else the store's own: projections see what a reader of
+        the service sees, and drop it when ``PersonalDataErased`` comes."""
+        if self._personal is None:
+            keys = self.store.subject_keys() if self._keys is None else self._keys
+            self._personal = PersonalData(keys)
+        return self._personal.decrypt_all(events)
 
     def _page_size(self, position: int) -> int:
         """The catch-up page size after a full page, else the normal batch size."""

@@ -110,6 +110,9 @@ class SQLiteReadModels(ReadModelDatabase):
         )
         conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # Deleted and overwritten rows are zeroed in the file, not left in free space: a read
+        # model that drops a forgotten subject's personal data drops it from the disk too.
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA mmap_size = 268435456")
         with self._open_lock:

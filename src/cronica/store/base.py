@@ -7,6 +7,7 @@ for every backend, so the three backends refuse exactly the same things with the
 from __future__ import annotations
 
 import abc
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from cronica.events import (
 from cronica.store._wakeup import HeadWatch, check_after, check_wait_arguments
 
 if TYPE_CHECKING:
+    from cronica.privacy.keys import SubjectKeys
     from cronica.snapshots.base import SnapshotStore
     from cronica.upcasting import Upcasters
 
@@ -129,6 +131,9 @@ class EventStore(Closing, abc.ABC):
         self.max_event_size = max_event_size
         self.upcasters = upcasters
         self._watch = HeadWatch()
+        self._keys_lock = threading.Lock()
+        self._subject_keys: SubjectKeys | None = None
+        self._owns_subject_keys = False
 
     @property
     def upcasters(self) -> Upcasters | None:
@@ -147,7 +152,30 @@ class EventStore(Closing, abc.ABC):
         """A snapshot store in the same database, apart from the events."""
         raise NotImplementedError(f"{type(self).__name__} keeps no snapshots")
 
-    # -- writing -----------------------------------------------------------------------------
+    def subject_keys(self) -> SubjectKeys:
+        """The data keys of the subjects whose personal data the events carry
+        (:mod:`cronica.privacy`): by default in a table of the store's own database, opened on
+        first use and closed with the store; :meth:`use_subject_keys` puts them elsewhere."""
+        with self._keys_lock:
+            if self._subject_keys is None:
+                from cronica.privacy.keys import SubjectKeys
+                from cronica.readmodels import read_models_for
+
+                db = read_models_for(self)
+                try:
+                    self._subject_keys = SubjectKeys(db)
+                except BaseException:
+                    db.close()
+                    raise
+                self._owns_subject_keys = True
+            return self._subject_keys
+
+    def use_subject_keys(self, keys: SubjectKeys) -> None:
+        """Keep the subjects' keys in ``keys`` (another database, say) instead of the store's
+        own; its database stays the caller's to close."""
+        with self._keys_lock:
+            self._subject_keys, self._owns_subject_keys = keys, False
+
 
     def append(
         self,
@@ -442,6 +470,10 @@ class EventStore(Closing, abc.ABC):
         """Release connections; the store cannot be used afterwards. Threads blocked in
         ``wait_for_events`` raise ``StoreError``."""
         self._watch.close()
+        with self._keys_lock:
+            keys, self._subject_keys = self._subject_keys, None
+        if keys is not None and self._owns_subject_keys:
+            keys.db.close()
 
 
 def _check_limit(limit: int | None) -> None:
