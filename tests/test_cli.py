@@ -121,7 +121,7 @@ def test_commands_are_the_library_verbs() -> None:
     assert isinstance(group, typer.core.TyperGroup)
     assert set(group.commands) == {
         "init", "append", "read", "streams", "status", "demo", "migrate", "projections",
-        "serve", "worker", "keys", "rebuild", "snapshot",
+        "serve", "worker", "keys", "rebuild", "snapshot", "forget",
     }  # fmt: skip
     projections = group.commands["projections"]
     assert isinstance(projections, typer.core.TyperGroup)
@@ -738,8 +738,11 @@ def test_the_story_rebuilds_state_from_events() -> None:
     assert [e.version for e in story.past_events] == [1, 2]
     assert all(e.timestamp <= story.as_of for e in story.past_events)
     for event in story.events:
-        assert set(event.metadata) == {"actor", "reason", "correlationId"}
+        assert set(event.metadata) - {"subjectId"} == {"actor", "reason", "correlationId"}
         assert event.metadata["correlationId"] == story.correlation_id
+    # The owner is stored encrypted with the account's key (its data subject).
+    assert story.events[0].metadata["subjectId"] == "acc_12345"
+    assert "Juan" not in str(store.read_stream("acc_12345")[0].data)
     assert _demo.balance_formula(story.events) == "0 + 1000.00 - 500.00 = 500.00"
     assert _demo.run_story(store).account_id == "acc_12345_2"
 

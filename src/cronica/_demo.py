@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from cronica.errors import ConcurrencyError, InvalidInputError, StreamNotFoundError
 from cronica.events import NO_STREAM, AppendResult, NewEvent, RecordedEvent
+from cronica.privacy.cipher import PersonalData
 from cronica.store.base import EventStore
 
 ACCOUNT_ID = "acc_12345"
@@ -115,15 +116,26 @@ def describe(event: RecordedEvent) -> str:
 
 def load(store: EventStore, account_id: str) -> Account:
     """The account rebuilt from its stream; ``StreamNotFoundError`` if it was never opened."""
-    account = rebuild(account_id, store.read_stream(account_id))
+    account = rebuild(account_id, read(store, account_id))
     if account.version == 0:
         raise StreamNotFoundError(account_id)
     return account
 
 
+def personal_data(store: EventStore) -> PersonalData:
+    """The owner is personal data: encrypted with the account's key (its data subject)."""
+    return PersonalData(store.subject_keys(), {"AccountCreated": ("owner",)})
+
+
+def read(store: EventStore, account_id: str, as_of: datetime | None = None) -> list[RecordedEvent]:
+    """The account's events (as they were at ``as_of``), the owner decrypted."""
+    return personal_data(store).decrypt_all(store.read_stream(account_id, as_of=as_of))
+
+
 def open_account(store: EventStore, account_id: str, owner: str, audit: Audit) -> AppendResult:
     """Append ``AccountCreated``; ``ConcurrencyError`` if the account already exists."""
     event = NewEvent("AccountCreated", {"owner": owner}, audit.metadata())
+    event = personal_data(store).encrypt(event, account_id)
     return store.append(account_id, [event], NO_STREAM, AGGREGATE_TYPE)
 
 
@@ -175,8 +187,8 @@ def run_story(store: EventStore, base_id: str = ACCOUNT_ID, owner: str = OWNER) 
     deposited = store.read_stream(account_id, backward=True, limit=1)[0]
     _wait_until_after(deposited.timestamp)
     withdraw(store, account_id, WITHDRAWAL, Audit("atm:0042", "cash withdrawal", correlation_id))
-    events = store.read_stream(account_id)
-    past_events = store.read_stream(account_id, as_of=deposited.timestamp)
+    events = read(store, account_id)
+    past_events = read(store, account_id, as_of=deposited.timestamp)
     return Story(
         account_id=account_id,
         correlation_id=correlation_id,

@@ -39,6 +39,7 @@ from cronica.events import (
     format_timestamp,
     parse_timestamp,
 )
+from cronica.privacy.cipher import PersonalData, any_sealed
 from cronica.store.base import EventStore, StoreStatus
 from cronica.upcasting import Upcasters
 
@@ -517,13 +518,18 @@ def read(
             help="An Upcasters object: print every event at its newest schema version.",
         ),
     ] = None,
+    sealed: Annotated[
+        bool,
+        typer.Option("--sealed", help="Show personal data as stored (encrypted), not decrypted."),
+    ] = False,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
     as_json: JsonFlag = False,
 ) -> None:
-    """Print the events of the stream AGGREGATE_ID by version, or without it the global log of all
+    r"""Print the events of the stream AGGREGATE_ID by version, or without it the global log of all
     streams in position order (the order every projection follows). --follow keeps reading the
     global log and prints new events as they are committed, until Ctrl-C; with --json each event is
-    one line holding the event's JSON envelope."""
+    one line holding the event's JSON envelope. Personal data is shown decrypted with the store's
+    subject keys (\[erased] once its subject is forgotten), as stored with --sealed."""
     stream_only = {
         "--from-version": from_version,
         "--to-version": to_version,
@@ -545,7 +551,7 @@ def read(
         query = _LogQuery(after or 0, limit, event_types, aggregate_types)
         poll = (interval or DEFAULT_INTERVAL) if follow else None
         with cronica.connect(store_url, upcasters=chains) as store:
-            _print_log(store, query, as_json, poll)
+            _print_log(store, query, as_json, poll, sealed)
         return
     _refuse_given(log_only, "only for the global log: drop AGGREGATE_ID")
     moment = None if as_of is None else parse_timestamp(as_of)
@@ -553,6 +559,8 @@ def read(
         events = store.read_stream(
             aggregate_id, from_version or 1, to_version, moment, backward, limit
         )
+        if not sealed:
+            events = _decrypted(store, events)
     _print_events(events, as_json, title=f"stream {aggregate_id}", with_stream=False)
 
 
@@ -594,12 +602,23 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _print_log(store: EventStore, query: _LogQuery, as_json: bool, interval: float | None) -> None:
+def _decrypted(store: EventStore, events: list[RecordedEvent]) -> list[RecordedEvent]:
+    """The events with their personal data decrypted by the store's subject keys."""
+    if not any_sealed(events):
+        return events
+    return PersonalData(store.subject_keys()).decrypt_all(events)
+
+
+def _print_log(
+    store: EventStore, query: _LogQuery, as_json: bool, interval: float | None, sealed: bool
+) -> None:
     following = interval is not None
     printed = False
     try:
         for page in _log_pages(store, query, interval):
             printed = True
+            if not sealed:
+                page = _decrypted(store, page)
             if as_json:
                 _print_events(page, as_json=True)
             elif following:
@@ -833,7 +852,13 @@ def _print_history(console: Console, title: str, events: list[RecordedEvent]) ->
 
 
 # Commands kept in modules of their own register themselves on ``app`` when imported.
-from cronica import _cli_migrate, _cli_projections, _cli_serve, _cli_snapshots  # noqa: E402, F401
+from cronica import (  # noqa: E402, F401
+    _cli_migrate,
+    _cli_privacy,
+    _cli_projections,
+    _cli_serve,
+    _cli_snapshots,
+)
 
 
 def main() -> None:

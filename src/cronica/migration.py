@@ -7,6 +7,10 @@ result is written to an empty destination, any backend to any backend, keeping e
 timestamps, data and metadata; versions stay dense per stream (renumbered where compaction
 removed events) and positions are the destination's.
 
+Personal data is copied as stored, encrypted; the subjects' keys and the list of forgotten
+subjects are copied into the destination's key table first (compaction rules and upcasters see
+personal fields encrypted and must leave them as they are).
+
 Each batch is written together with the copy's progress, in one transaction: an interrupted
 copy resumes where it stopped. Every written event extends a SHA-256 chain; at the end the
 destination is read back and its chain and count must match what was written.
@@ -116,6 +120,8 @@ def migrate_store(
             )
         done = CopyProgress(source_name, 0, 0, 0, "")
     plan = _plan_compaction(source, compaction) if compaction else _Plan()
+    # The events' personal data stays encrypted: its keys (and who was forgotten) go along.
+    source.subject_keys().copy_to(destination.subject_keys())
     total = source.status().events
     resumed_after = done.last_position
     # A copy that has written nothing yet knows every stream starts at 0: no lookups.

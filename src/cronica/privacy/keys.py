@@ -233,6 +233,31 @@ class SubjectKeys:
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM cronica_forgotten_subjects WHERE subject_id = ?", [subject_id])
 
+    def copy_to(self, other: SubjectKeys) -> int:
+        """Copy every key as stored (a wrapped key stays wrapped: ``other`` needs the same
+        master key) and every forgotten subject into ``other``, keeping rows it has already
+        (``cronica migrate``: the copied events stay readable, the forgotten stay forgotten).
+        Returns how many keys were read."""
+        keys = self.db.query(
+            "SELECT subject_id, key_id, key_data, wrapped, retired, created_at"
+            " FROM cronica_subject_keys"
+        )
+        forgotten = self.db.query(
+            "SELECT subject_id, forgotten_at, reason FROM cronica_forgotten_subjects"
+        )
+        with other.db.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO cronica_subject_keys (subject_id, key_id, key_data, wrapped,"
+                " retired, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                keys,
+            )
+            tx.executemany(
+                "INSERT INTO cronica_forgotten_subjects (subject_id, forgotten_at, reason)"
+                " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                forgotten,
+            )
+        return len(keys)
+
     # -- inside ------------------------------------------------------------------------------
 
     def _create(self, subject_id: str) -> str:

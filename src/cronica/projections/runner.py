@@ -33,6 +33,9 @@ from cronica.errors import (
     StoreError,
 )
 from cronica.events import RecordedEvent
+from cronica.privacy.cipher import PersonalData, any_sealed
+from cronica.privacy.erasure import ERASURE_EVENT
+from cronica.privacy.keys import SubjectKeys
 from cronica.projections.base import Projection, ProjectionWriter, check_distinct
 from cronica.projections.catalog import (
     CATCHING_UP,
@@ -49,8 +52,6 @@ from cronica.projections.generations import (
     point_views,
     table_names,
 )
-from cronica.privacy.cipher import PersonalData, any_sealed
-from cronica.privacy.keys import SubjectKeys
 from cronica.readmodels import read_models_for
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
 from cronica.store.base import EventStore
@@ -372,6 +373,14 @@ class Projector(Closing):
             self._personal = PersonalData(keys)
         return self._personal.decrypt_all(events)
 
+    def _scrub_sqlite(self) -> None:
+        """After a batch that dropped erased personal data: copy the write-ahead log into the
+        file and empty it, so the rows' earlier versions (the personal data) are gone from
+        the disk too (the read models delete with ``secure_delete``)."""
+        busy, _, _ = self.read_models.query("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+        if busy:
+            log.warning("erased data may stay in the read models' WAL until its next checkpoint")
+
     def _page_size(self, position: int) -> int:
         """The catch-up page size after a full page, else the normal batch size."""
         if position in self._catching_up_after:
@@ -399,6 +408,10 @@ class Projector(Closing):
             return 0
         for track in group:
             self._caught_up[(track.projection.name, track.rebuild)] = caught_up
+        if self.read_models.dialect == "sqlite" and any(
+            e.event_type == ERASURE_EVENT for e in events
+        ):
+            self._scrub_sqlite()
         if caught_up:
             self._index_caught_up(group)
         with self._changed:

@@ -106,6 +106,22 @@ class OpenAccountIn(_Body):
     )
 
 
+class ForgetIn(_Body):
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="why the subject is forgotten (recorded in the erasure event: no personal"
+        " data here)",
+    )
+
+
+class ForgetOut(BaseModel):
+    subjectId: str
+    keysDestroyed: int
+    fields: list[str]
+    position: int | None
+
+
 class MoneyIn(_Body):
     amount: Annotated[str, Field(pattern=AMOUNT_PATTERN)] | StrictInt = Field(
         description='a positive decimal with at most two places: "1000.00" (or an integer)'

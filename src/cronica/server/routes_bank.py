@@ -306,7 +306,9 @@ def audit_trail(
     if min_position is not None:
         svc.check_in_log(min_position, svc.store.head_position())
     _require_account(request, account_id)
-    events = svc.store.read_stream(account_id, from_version=from_version, limit=clamp(limit))
+    events = svc.readable(
+        svc.store.read_stream(account_id, from_version=from_version, limit=clamp(limit))
+    )
     return AuditTrailOut(
         accountId=account_id,
         events=[

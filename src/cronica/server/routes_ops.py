@@ -1,23 +1,28 @@
-"""Operations: projections (status, rebuild), health, Prometheus metrics."""
+"""Operations: projections (status, rebuild), forgetting a data subject, health, Prometheus
+metrics."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from cronica.errors import StoreError
 from cronica.projections import projection_status
 from cronica.server.auth import ADMIN, READ, require
 from cronica.server.models import (
     ERROR_RESPONSES,
+    ForgetIn,
+    ForgetOut,
     HealthOut,
     ProjectionOut,
     ProjectionsOut,
     RebuildOut,
 )
+from cronica.server.routes_bank import AuditOf
 from cronica.server.routes_store import services
 
 router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
@@ -70,6 +75,33 @@ def rebuild_projection(
     actor = getattr(request.state, "actor", None) or "anonymous"
     services(request).catalog.request_rebuild(name, actor=actor, reason=reason or "HTTP API")
     return RebuildOut(name=name, rebuildRequested=True)
+
+
+@router.post(
+    "/subjects/{subjectId}/forget",
+    response_model=ForgetOut,
+    dependencies=[Depends(require(ADMIN))],
+    summary="Forget a data subject: destroy their keys, erase their personal data",
+)
+async def forget_subject(
+    request: Request,
+    subject_id: Annotated[str, Path(alias="subjectId", min_length=1, max_length=255)],
+    body: ForgetIn,
+    audit: AuditOf,
+) -> ForgetOut:
+    """Crypto-shredding (seed 1.7.4): the subject's keys are destroyed, so their personal data
+    reads as ``[erased]`` in every copy of the events; ``PersonalDataErased`` is appended to
+    their stream (in the bank, an account's subject is its account id) and the read models drop
+    those fields (the answer comes once this process's projector has done so, or after the
+    ``minPosition`` timeout). Forgetting again answers the same. 404 for an unknown subject."""
+    svc = services(request)
+    erasure = await run_in_threadpool(svc.forget, subject_id, body.reason, audit)
+    return ForgetOut(
+        subjectId=subject_id,
+        keysDestroyed=erasure.keys_destroyed,
+        fields=list(erasure.fields),
+        position=erasure.position,
+    )
 
 
 @router.get(

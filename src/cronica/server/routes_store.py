@@ -10,6 +10,7 @@ reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -24,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from cronica import cloudevents
 from cronica.errors import EventTooLargeError, InvalidInputError, StreamNotFoundError
 from cronica.events import MAX_POSITION, AppendResult, NewEvent, RecordedEvent
+from cronica.privacy.cipher import any_sealed
 from cronica.server.auth import READ, WRITE, require
 from cronica.server.errors import HTTPError
 from cronica.server.models import ERROR_RESPONSES, AppendIn, AppendOut, LogOut, StreamOut
@@ -253,7 +255,8 @@ def read_stream(
     """The stream's events by version (newest first with ``direction=backward``); with
     ``asOf``, the stream as it was at that moment. 404 for a stream that does not exist (or
     did not yet exist at ``asOf``)."""
-    store = services(request).store
+    svc = services(request)
+    store = svc.store
     moment = _aware(as_of)
     if moment is None:
         version = store.stream_info(aggregate_id).version
@@ -262,13 +265,15 @@ def read_stream(
         if not last:
             raise StreamNotFoundError(aggregate_id)
         version = last[0].version
-    events = store.read_stream(
-        aggregate_id,
-        from_version=from_version,
-        to_version=to_version,
-        as_of=moment,
-        backward=direction == "backward",
-        limit=clamp(limit),
+    events = svc.readable(
+        store.read_stream(
+            aggregate_id,
+            from_version=from_version,
+            to_version=to_version,
+            as_of=moment,
+            backward=direction == "backward",
+            limit=clamp(limit),
+        )
     )
     if wants_cloudevents(accept):
         return cloudevents_response(events)
@@ -296,8 +301,11 @@ def read_log(
 ) -> Any:
     """Events after position ``after``, in position order; ``last`` is the position to ask
     after next time (``after`` itself when nothing new was there)."""
-    events = services(request).store.read_all(
-        after=after, limit=clamp(limit), event_types=event_type, aggregate_types=aggregate_type
+    svc = services(request)
+    events = svc.readable(
+        svc.store.read_all(
+            after=after, limit=clamp(limit), event_types=event_type, aggregate_types=aggregate_type
+        )
     )
     if wants_cloudevents(accept):
         return cloudevents_response(events)
@@ -327,9 +335,8 @@ async def follow_log(
     # Check the filters now, so bad ones get a 422 rather than a broken stream.
     store = services(request).store
     store.read_all(after=after, limit=0, event_types=event_type, aggregate_types=aggregate_type)
-    aio = services(request).aio
     return StreamingResponse(
-        _live(request, aio, after, event_type, aggregate_type),
+        _live(request, services(request), after, event_type, aggregate_type),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -337,7 +344,7 @@ async def follow_log(
 
 async def _live(
     request: Request,
-    aio: Any,
+    svc: Services,
     after: int,
     event_types: list[str] | None,
     aggregate_types: list[str] | None,
@@ -349,8 +356,11 @@ async def _live(
     yield b": following the log\n\n"
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
+    aio = svc.aio
     while not await request.is_disconnected():
         events = await aio.read_all(after=after, limit=LIVE_PAGE)
+        if any_sealed(events):
+            events = await svc.call(functools.partial(svc.readable, events))
         for event in events:
             if (types is None or event.event_type in types) and (
                 aggregates is None or event.aggregate_type in aggregates

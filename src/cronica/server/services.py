@@ -17,13 +17,17 @@ from starlette.concurrency import run_in_threadpool
 
 from cronica._background import BackgroundLoop
 from cronica.aio import AsyncEventStore
+from cronica.audit import Audit
 from cronica.bus import connect_bus
 from cronica.bus.log_consumer import LogConsumer
 from cronica.connect import connect
+from cronica.events import RecordedEvent
 from cronica.examples.bank import BankAccount, bank_events
 from cronica.examples.bank_handlers import bank_handlers
 from cronica.examples.bank_read_models import bank_projections
 from cronica.examples.transfers import Transfer, transfer_steps
+from cronica.privacy.cipher import PersonalData, any_sealed
+from cronica.privacy.erasure import Erasure, forget
 from cronica.projections import Catalog, Projector
 from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase, Row
@@ -160,6 +164,34 @@ class Services:
             finally:
                 if self._owns_store:
                     self.store.close()
+
+    # -- personal data -------------------------------------------------------------------------
+
+    def readable(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """Events as the API shows them: personal values decrypted, ``[erased]`` once their
+        subject is forgotten. (The bus and the store keep them encrypted.)"""
+        if not any_sealed(events):
+            return events
+        return PersonalData(self.store.subject_keys()).decrypt_all(events)
+
+    def forget(self, subject_id: str, reason: str, audit: Audit) -> Erasure:
+        """Forget a data subject (an account's holder: the account id), then wait (bounded)
+        until this process's projector has dropped their personal data from the read models.
+        404 ``not_found`` for a subject with no stream, no key and no erasure."""
+        keys = self.store.subject_keys()
+        if not (
+            keys.has_keys(subject_id)
+            or keys.forgotten(subject_id)
+            or self.store.read_stream(subject_id, limit=1)
+        ):
+            raise HTTPError(404, "not_found", f"no data subject {subject_id!r}")
+        erasure = forget(self.store, subject_id, reason=reason, audit=audit)
+        self.accounts.forget_cached(subject_id)
+        if erasure.position is not None and self.running_projector:
+            self.projector.wait_for(
+                erasure.position, self.settings.min_position_timeout, BANK_PROJECTIONS
+            )
+        return erasure
 
     async def read(self, sql: str, params: list[Any]) -> list[Row]:
         """A read-model query from async code: SQLite answers from memory or the page cache

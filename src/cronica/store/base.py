@@ -176,7 +176,6 @@ class EventStore(Closing, abc.ABC):
         with self._keys_lock:
             self._subject_keys, self._owns_subject_keys = keys, False
 
-
     def append(
         self,
         aggregate_id: str,
