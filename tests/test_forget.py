@@ -143,7 +143,8 @@ def test_forgetting_over_http_refuses_bad_requests_and_writes_nothing(
     account, _ = open_account(client, NAME)
     head = store.head_position()
     assert client.post("/subjects/nobody/forget", json={"reason": "x"}).status_code == 404
-    for body in ({}, {"reason": ""}, {"reason": "x" * 501}, {"reason": 3}, []):
+    bodies: list[Any] = [{}, {"reason": ""}, {"reason": "x" * 501}, {"reason": 3}, []]
+    for body in bodies:
         answer = client.post(f"/subjects/{account}/forget", json=body)
         assert answer.status_code == 422, (body, answer.text)
     assert store.head_position() == head
