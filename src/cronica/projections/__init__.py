@@ -7,7 +7,7 @@
 """
 
 from cronica.projections.as_of import projection_as_of
-from cronica.projections.base import Projection, ProjectionWriter, on
+from cronica.projections.base import Projection, ProjectionWriter, Retention, on
 from cronica.projections.catalog import Catalog, ProjectionAction, ProjectionRecord
 from cronica.projections.runner import Projector
 from cronica.projections.status import ProjectionStatus, RebuildProgress, projection_status
@@ -21,6 +21,7 @@ __all__ = [
     "ProjectionWriter",
     "Projector",
     "RebuildProgress",
+    "Retention",
     "on",
     "projection_as_of",
     "projection_status",

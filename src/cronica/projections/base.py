@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from cronica.errors import InvalidInputError
@@ -52,7 +54,19 @@ def physical_name(table: str, generation: int) -> str:
     return f"{table}__g{generation}"
 
 
-__all__ = ["Handler", "Projection", "ProjectionWriter", "on", "physical_name"]
+__all__ = ["Handler", "Projection", "ProjectionWriter", "Retention", "on", "physical_name"]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Rows of a read-model table kept for a time (seed 1.7.4, strategy 3: projections with a
+    time to live): the projector deletes the rows whose ``column`` is older than ``keep``.
+
+    ``column`` holds an ISO 8601 UTC timestamp as text, as ``event.timestamp.isoformat()``
+    writes it (the event's time: a row lives ``keep`` after what it records happened)."""
+
+    column: str
+    keep: timedelta
 
 
 Handler = Callable[[Any, ProjectionWriter, RecordedEvent], None]
@@ -76,6 +90,8 @@ class Projection:
       indexes wait until it has caught up (a bulk load then one index build is much faster).
       Set it to False if handlers look rows up through such an index (``UNIQUE`` indexes and
       primary keys are always there).
+    - ``retention``: table -> :class:`Retention`; the projector deletes that table's rows once
+      they are older than the time to live (every ``retention_interval`` seconds).
 
     Handlers get ``(writer, event)`` one event at a time. A projection may instead override
     :meth:`apply`, which gets each batch whole (to write it with ``executemany``, say); it must
@@ -89,6 +105,8 @@ class Projection:
     views: ClassVar[Mapping[str, str] | None] = None
     aggregate_types: ClassVar[frozenset[str] | None] = None
     defer_indexes: ClassVar[bool] = True
+    retention: ClassVar[Mapping[str, Retention]] = {}
+    """Table -> :class:`Retention`: the rows the projector expires (none by default)."""
     handlers: ClassVar[Mapping[str, Handler]] = {}
     """Event type -> handler, collected from the methods marked with :func:`on`."""
 
@@ -142,6 +160,19 @@ def _check_definition(cls: type[Projection]) -> None:
         if not _IDENTIFIER.fullmatch(table) or table.startswith("cronica_"):
             raise InvalidInputError(
                 f"projection {cls.name!r}: {table!r} is not a usable table or view name"
+            )
+    for table, rule in cls.retention.items():
+        if table not in cls.tables:
+            raise InvalidInputError(
+                f"projection {cls.name!r}: retention of unknown table {table!r}"
+            )
+        if not isinstance(rule, Retention) or not _IDENTIFIER.fullmatch(rule.column):
+            raise InvalidInputError(
+                f"projection {cls.name!r}: retention of {table!r} needs a Retention on a column"
+            )
+        if not isinstance(rule.keep, timedelta) or rule.keep <= timedelta(0):
+            raise InvalidInputError(
+                f"projection {cls.name!r}: retention of {table!r} must keep rows a positive time"
             )
     if cls.views is not None and set(cls.views) & set(cls.tables):
         raise InvalidInputError(f"projection {cls.name!r}: a view and a table share a name")

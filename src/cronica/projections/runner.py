@@ -19,9 +19,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cronica._background import join_waking
 from cronica._closing import Closing
@@ -59,6 +60,10 @@ from cronica.store.base import EventStore
 log = logging.getLogger("cronica.projections")
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(slots=True)
 class _Track:
     projection: Projection
@@ -93,6 +98,10 @@ class Projector(Closing):
     >>> projector.close()
 
     ``start()`` runs it in a background thread; ``run_forever()`` in the calling one.
+
+    Personal data in the events is decrypted for the handlers with ``keys`` (default: the
+    store's, :meth:`EventStore.subject_keys`). Projections with a ``retention`` have their
+    old rows deleted every ``retention_interval`` seconds, by the time ``clock`` gives.
     """
 
     def __init__(
@@ -110,6 +119,8 @@ class Projector(Closing):
         retry_failed_on_start: bool = True,
         read_ahead: bool | None = None,
         keys: SubjectKeys | None = None,
+        retention_interval: float = 60.0,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         chosen = list(projections)
         check_distinct(chosen)
@@ -153,6 +164,11 @@ class Projector(Closing):
         """The last error a pass of the background loop met (it retries after a pause)."""
         self._keys = keys
         self._personal: PersonalData | None = None
+        self.retention_interval = retention_interval
+        self.clock = clock
+        self._next_expiry = 0.0
+        self.expired_rows = 0
+        """Rows deleted so far for the projections' ``retention``."""
 
     # -- running -----------------------------------------------------------------------------
 
@@ -181,10 +197,29 @@ class Projector(Closing):
         read = 0
         for position, group in sorted(groups.items()):
             read += self._run_group(position, group)
+        if tracks and time.monotonic() >= self._next_expiry:
+            self._expire_rows(tracks)  # before a rebuild's switch drops the old generation
         for track in tracks:
             if track.rebuild:
                 self._finish_rebuild_if_caught_up(track.projection)
         return read
+
+    def _expire_rows(self, tracks: list[_Track]) -> None:
+        """Delete the rows past their projection's ``retention``, in every generation this
+        projector writes (a rebuild may bring expired rows back: the next sweep takes them)."""
+        self._next_expiry = time.monotonic() + self.retention_interval
+        now = self.clock()
+        for track in tracks:
+            for table, rule in track.projection.retention.items():
+                cutoff = (now - rule.keep).isoformat()
+                with self.read_models.transaction() as tx:
+                    gone = tx.execute(
+                        f"DELETE FROM {track.names[table]} WHERE {rule.column} < ?", [cutoff]
+                    )
+                if gone:
+                    self.expired_rows += gone
+                    log.info("%s: %d rows of %s past their retention", track.projection.name,
+                             gone, table)  # fmt: skip
 
     def run_until_caught_up(self, timeout: float | None = None) -> int:
         """Run passes until every track has read to the end of the log; return the events read.
