@@ -9,6 +9,7 @@
 #   bash benchmarks/run.sh http [...]           # the HTTP service under load (bench_http.py)
 #   bash benchmarks/run.sh relay [...]          # the relay into Redis Streams (bench_relay.py)
 #   bash benchmarks/run.sh sagas [...]          # transfers through the saga (bench_sagas.py)
+#   bash benchmarks/run.sh privacy [...]        # crypto-shredding: appends, reads (bench_privacy.py)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +26,7 @@ if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" || "${BASH_SOURCE[0]}
 fi
 
 bench=store
-if [[ "${1:-}" == "store" || "${1:-}" == "write-model" || "${1:-}" == "read-side" || "${1:-}" == "http" || "${1:-}" == "relay" || "${1:-}" == "sagas" ]]; then
+if [[ "${1:-}" == "store" || "${1:-}" == "write-model" || "${1:-}" == "read-side" || "${1:-}" == "http" || "${1:-}" == "relay" || "${1:-}" == "sagas" || "${1:-}" == "privacy" ]]; then
     bench="$1"
     shift
 fi

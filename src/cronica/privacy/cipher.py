@@ -38,7 +38,6 @@ from typing import Any, Final
 
 import orjson
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cronica.errors import InvalidEventDataError, InvalidInputError
 from cronica.events import NewEvent, RecordedEvent
@@ -103,15 +102,22 @@ class PersonalData:
         return event._replace(data=opened)
 
     def decrypt_all(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
-        """:meth:`decrypt` over a page of events; the page itself when none holds personal
-        data (the common case costs a look at each event's values)."""
-        out: list[RecordedEvent] | None = None
-        for i, event in enumerate(events):
-            if any(type(v) is str and v.startswith(PREFIX) for v in event.data.values()):
-                if out is None:
-                    out = list(events)
-                out[i] = self.decrypt(event)
-        return events if out is None else out
+        """:meth:`decrypt` over a page of events, their subjects' keys read in one query;
+        the page itself when none holds personal data (the common case costs a look at each
+        event's values)."""
+        sealed = [
+            i
+            for i, event in enumerate(events)
+            if any(type(v) is str and v.startswith(PREFIX) for v in event.data.values())
+        ]
+        if not sealed:
+            return events
+        subjects = {events[i].metadata.get(SUBJECT_KEY) for i in sealed}
+        self.keys.prefetch(s for s in subjects if isinstance(s, str))
+        out = list(events)
+        for i in sealed:
+            out[i] = self.decrypt(events[i])
+        return out
 
     # -- single values ---------------------------------------------------------------------------
 
@@ -120,9 +126,9 @@ class PersonalData:
         ``bound`` (associated data: it opens only with the same ``bound``)."""
         if not subject_id:
             raise InvalidInputError("personal data needs a subject id")
-        key_id, key = self.keys.active_key(subject_id)
+        key_id, _, sealer = self.keys.active_sealer(subject_id)
         nonce = secrets.token_bytes(12)
-        sealed = AESGCM(key).encrypt(nonce, orjson.dumps(value), bound.encode())
+        sealed = sealer.encrypt(nonce, orjson.dumps(value), bound.encode())
         return f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
     def unseal(self, subject_id: str, text: str, bound: str) -> tuple[bool, Any]:
@@ -136,11 +142,11 @@ class PersonalData:
             raw = base64.urlsafe_b64decode(payload)
         except (ValueError, binascii.Error) as exc:
             raise InvalidEventDataError(f"{bound}: not a valid ciphertext") from exc
-        key = self.keys.key(subject_id, key_id)
-        if key is None:
+        found = self.keys.sealer(subject_id, key_id)
+        if found is None:
             return _GONE
         try:
-            plain = AESGCM(key).decrypt(raw[:12], raw[12:], bound.encode())
+            plain = found[1].decrypt(raw[:12], raw[12:], bound.encode())
         except InvalidTag as exc:
             raise InvalidEventDataError(f"{bound}: does not open with its subject's key") from exc
         return orjson.loads(plain)

@@ -35,6 +35,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidTag
@@ -69,6 +70,9 @@ KEYS_DDL = (
 )
 
 KEY_BYTES = 32
+
+MAX_CACHED_KEYS = 100_000
+"""Past this many keys in memory, the expired ones are dropped."""
 
 
 class SubjectForgottenError(CronicaError):
@@ -116,8 +120,9 @@ class SubjectKeys:
         self.db = db
         self._master = None if master_key is None else AESGCM(master_key)
         self.cache_seconds = cache_seconds
-        self._cache: dict[tuple[str, str], tuple[float, bytes]] = {}
-        self._active: dict[str, tuple[float, str, bytes]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, bytes, AESGCM]] = {}
+        self._active: dict[str, tuple[float, str, bytes, AESGCM]] = {}
+        self._fetched: dict[str, float] = {}  # subject -> until when its keys read are fresh
         self._lock = threading.Lock()
         with db.transaction() as tx:
             for ddl in KEYS_DDL:
@@ -130,10 +135,15 @@ class SubjectKeys:
         ``SubjectForgottenError`` for a forgotten subject. Kept in memory for ``cache_seconds``:
         within that time a key rotated or destroyed by another process may still encrypt here
         (what it encrypts after a forget is unreadable at once, like the rest)."""
+        key_id, key, _ = self.active_sealer(subject_id)
+        return key_id, key
+
+    def active_sealer(self, subject_id: str) -> tuple[str, bytes, AESGCM]:
+        """:meth:`active_key` with the key's cipher, made once per cached key."""
         now = time.monotonic()
         cached = self._active.get(subject_id)
         if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[3]
         for _ in range(3):
             rows = self.db.query(
                 "SELECT key_id, key_data, wrapped FROM cronica_subject_keys"
@@ -142,30 +152,59 @@ class SubjectKeys:
             )
             if rows:
                 key_id, data, wrapped = rows[0]
-                key = self._unwrap(subject_id, str(data), bool(wrapped))
+                made: tuple[str, bytes] | None = (
+                    str(key_id),
+                    self._unwrap(subject_id, str(data), bool(wrapped)),
+                )
+            else:
+                made = self._create(subject_id)
+            if made is not None:
+                sealer = AESGCM(made[1])
                 with self._lock:
-                    self._active[subject_id] = (now + self.cache_seconds, str(key_id), key)
-                return str(key_id), key
-            self._create(subject_id)
+                    self._active[subject_id] = (now + self.cache_seconds, made[0], made[1], sealer)
+                return made[0], made[1], sealer
         raise CronicaError(f"no key could be made for subject {subject_id!r}")  # pragma: no cover
 
     def key(self, subject_id: str, key_id: str) -> bytes | None:
         """The key ``key_id`` of the subject, or None when it was destroyed (forgotten)."""
-        now = time.monotonic()
+        found = self.sealer(subject_id, key_id)
+        return None if found is None else found[0]
+
+    def sealer(self, subject_id: str, key_id: str) -> tuple[bytes, AESGCM] | None:
+        """:meth:`key` with the key's cipher, made once per cached key."""
         cached = self._cache.get((subject_id, key_id))
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        rows = self.db.query(
-            "SELECT key_data, wrapped FROM cronica_subject_keys WHERE subject_id = ?"
-            " AND key_id = ?",
-            [subject_id, key_id],
-        )
-        if not rows:
-            return None
-        key = self._unwrap(subject_id, str(rows[0][0]), bool(rows[0][1]))
-        with self._lock:
-            self._cache[(subject_id, key_id)] = (now + self.cache_seconds, key)
-        return key
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        self._fetch([subject_id])  # not in memory: ask (a key is never assumed missing)
+        cached = self._cache.get((subject_id, key_id))
+        return None if cached is None else (cached[1], cached[2])
+
+    def prefetch(self, subject_ids: Iterable[str]) -> None:
+        """Read into memory the keys of those subjects not read in the last ``cache_seconds``:
+        one query per 500 subjects, for a page of events that names many."""
+        now = time.monotonic()
+        fetched = self._fetched
+        self._fetch([s for s in set(subject_ids) if fetched.get(s, 0.0) <= now])
+
+    def _fetch(self, subject_ids: list[str]) -> None:
+        now = time.monotonic()
+        expiry = now + self.cache_seconds
+        for start in range(0, len(subject_ids), 500):
+            chunk = subject_ids[start : start + 500]
+            rows = self.db.query(
+                "SELECT subject_id, key_id, key_data, wrapped FROM cronica_subject_keys"
+                f" WHERE subject_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            with self._lock:
+                if len(self._cache) > MAX_CACHED_KEYS:
+                    self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                    self._fetched = {k: v for k, v in self._fetched.items() if v > now}
+                for subject_id, key_id, data, wrapped in rows:
+                    key = self._unwrap(str(subject_id), str(data), bool(wrapped))
+                    self._cache[(str(subject_id), str(key_id))] = (expiry, key, AESGCM(key))
+                for subject_id in chunk:
+                    self._fetched[subject_id] = expiry
 
     def rotate(self, subject_id: str) -> str:
         """Retire the subject's key in use for a new one; return the new key's id. What the old
@@ -178,7 +217,8 @@ class SubjectKeys:
                 "UPDATE cronica_subject_keys SET retired = 1 WHERE subject_id = ? AND retired = 0",
                 [subject_id],
             )
-        return self._create(subject_id)
+        made = self._create(subject_id)
+        return made[0] if made is not None else self.active_key(subject_id)[0]
 
     # -- forgetting ----------------------------------------------------------------------------
 
@@ -200,6 +240,7 @@ class SubjectKeys:
             )
         with self._lock:
             self._active.pop(subject_id, None)
+            self._fetched.pop(subject_id, None)
             for cached in [k for k in self._cache if k[0] == subject_id]:
                 del self._cache[cached]
         if sqlite:
@@ -260,18 +301,24 @@ class SubjectKeys:
 
     # -- inside ------------------------------------------------------------------------------
 
-    def _create(self, subject_id: str) -> str:
-        self._check_not_forgotten(subject_id)
-        key_id = uuid.uuid4().hex
-        data, wrapped = self._wrap(subject_id, secrets.token_bytes(KEY_BYTES))
+    def _create(self, subject_id: str) -> tuple[str, bytes] | None:
+        """A new key in use for the subject; None when a racing process made one first.
+        ``SubjectForgottenError`` for a forgotten subject (checked in the same statement)."""
+        key_id, key = uuid.uuid4().hex, secrets.token_bytes(KEY_BYTES)
+        data, wrapped = self._wrap(subject_id, key)
         with self.db.transaction() as tx:
             # A racing process that made the subject's key first wins (the unique index).
-            tx.execute(
+            made = tx.execute(
                 "INSERT INTO cronica_subject_keys (subject_id, key_id, key_data, wrapped,"
-                " retired, created_at) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING",
-                [subject_id, key_id, data, int(wrapped), _now()],
+                " retired, created_at) SELECT ?, ?, ?, ?, 0, ? WHERE NOT EXISTS"
+                " (SELECT 1 FROM cronica_forgotten_subjects WHERE subject_id = ?)"
+                " ON CONFLICT DO NOTHING",
+                [subject_id, key_id, data, int(wrapped), _now(), subject_id],
             )
-        return key_id
+        if made:
+            return key_id, key
+        self._check_not_forgotten(subject_id)
+        return None
 
     def _check_not_forgotten(self, subject_id: str) -> None:
         if self.forgotten(subject_id):
