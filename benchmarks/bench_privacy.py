@@ -102,7 +102,7 @@ def bench(
                 rates[name].append(rate)
                 say(f"{backend} run {run + 1}: {name} {rate:,.0f} appends/s")
         for run in range(runs):  # the log now holds runs x 2 x count encrypted events
-            for name in (["raw", "decrypted"] if run % 2 == 0 else ["decrypted", "raw"]):
+            for name in ["raw", "decrypted"] if run % 2 == 0 else ["decrypted", "raw"]:
                 rate = read_rate(store, personal if name == "decrypted" else None)
                 rates[name].append(rate)
                 say(f"{backend} read run {run + 1}: {name} {rate:,.0f} events/s")
