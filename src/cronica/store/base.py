@@ -37,7 +37,9 @@ from cronica.store._wakeup import HeadWatch, check_after, check_wait_arguments
 
 if TYPE_CHECKING:
     from cronica.privacy.keys import SubjectKeys
+    from cronica.readmodels.base import ReadModelDatabase
     from cronica.snapshots.base import SnapshotStore
+    from cronica.store._archive_rows import ArchivedPart
     from cronica.upcasting import Upcasters
 
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
@@ -133,7 +135,7 @@ class EventStore(Closing, abc.ABC):
         self._watch = HeadWatch()
         self._keys_lock = threading.Lock()
         self._subject_keys: SubjectKeys | None = None
-        self._owns_subject_keys = False
+        self._side_db: ReadModelDatabase | None = None
 
     @property
     def upcasters(self) -> Upcasters | None:
@@ -156,25 +158,39 @@ class EventStore(Closing, abc.ABC):
         """The data keys of the subjects whose personal data the events carry
         (:mod:`cronica.privacy`): by default in a table of the store's own database, opened on
         first use and closed with the store; :meth:`use_subject_keys` puts them elsewhere."""
+        if self._subject_keys is None:
+            from cronica.privacy.keys import SubjectKeys
+
+            keys = SubjectKeys(self.side_database())
+            with self._keys_lock:
+                if self._subject_keys is None:
+                    self._subject_keys = keys
+        return self._subject_keys
+
+    # -- archiving (cronica.archive) -----------------------------------------------------------
+
+    supports_archiving: bool = False
+    """Whether streams can be archived to cold files (the SQL backends)."""
+
+    def _archived_parts(self, aggregate_id: str) -> list[ArchivedPart]:
+        """The archived versions of the stream and their files (none by default)."""
+        return []
+
+    def side_database(self) -> ReadModelDatabase:
+        """A connection to the store's own database for cronica's other tables (subject keys,
+        the archive index): opened on first use, closed with the store."""
         with self._keys_lock:
-            if self._subject_keys is None:
-                from cronica.privacy.keys import SubjectKeys
+            if self._side_db is None:
                 from cronica.readmodels import read_models_for
 
-                db = read_models_for(self)
-                try:
-                    self._subject_keys = SubjectKeys(db)
-                except BaseException:
-                    db.close()
-                    raise
-                self._owns_subject_keys = True
-            return self._subject_keys
+                self._side_db = read_models_for(self)
+            return self._side_db
 
     def use_subject_keys(self, keys: SubjectKeys) -> None:
         """Keep the subjects' keys in ``keys`` (another database, say) instead of the store's
         own; its database stays the caller's to close."""
         with self._keys_lock:
-            self._subject_keys, self._owns_subject_keys = keys, False
+            self._subject_keys = keys
 
     def append(
         self,
@@ -311,7 +327,47 @@ class EventStore(Closing, abc.ABC):
         to_version = None if to_version is not None and to_version >= MAX_VERSION else to_version
         limit = None if limit is not None and limit >= MAX_POSITION else limit
         events = self._read_stream(aggregate_id, from_version, to_version, as_of, backward, limit)
+        if self.supports_archiving and _may_lack_archived(events, from_version, backward, limit):
+            events = self._with_archived(
+                aggregate_id, events, from_version, to_version, as_of, backward, limit
+            )
         return events if self._upcasters is None else self._upcasters.upcast_all(events)
+
+    def _with_archived(
+        self,
+        aggregate_id: str,
+        hot: list[RecordedEvent],
+        from_version: int,
+        to_version: int | None,
+        as_of: datetime | None,
+        backward: bool,
+        limit: int | None,
+    ) -> list[RecordedEvent]:
+        """The hot events of a read merged with the stream's archived ones (read from their
+        Parquet files), so that reading an archived stream works as before."""
+        top = MAX_VERSION if to_version is None else to_version
+        parts = [
+            p
+            for p in self._archived_parts(aggregate_id)
+            if p.last_version >= from_version and p.first_version <= top
+        ]
+        if not parts:
+            return hot
+        from pathlib import Path
+
+        from cronica.archive.files import read_events
+
+        merged = {e.version: e for e in hot}
+        for part in parts:
+            for event in read_events(Path(part.file), [aggregate_id]):
+                if (
+                    part.first_version <= event.version <= part.last_version
+                    and from_version <= event.version <= top
+                    and (as_of is None or event.timestamp <= as_of)
+                ):
+                    merged.setdefault(event.version, event)
+        events = [merged[v] for v in sorted(merged, reverse=backward)]
+        return events if limit is None else events[:limit]
 
     @abc.abstractmethod
     def _read_stream(
@@ -470,9 +526,21 @@ class EventStore(Closing, abc.ABC):
         ``wait_for_events`` raise ``StoreError``."""
         self._watch.close()
         with self._keys_lock:
-            keys, self._subject_keys = self._subject_keys, None
-        if keys is not None and self._owns_subject_keys:
-            keys.db.close()
+            side, self._side_db, self._subject_keys = self._side_db, None, None
+        if side is not None:
+            side.close()
+
+
+def _may_lack_archived(
+    events: list[RecordedEvent], from_version: int, backward: bool, limit: int | None
+) -> bool:
+    """Whether a read of a stream may be missing archived events: it found none, or its
+    oldest event comes after ``from_version`` (and a limit did not stop it first)."""
+    if not events:
+        return True
+    if not backward:
+        return events[0].version > from_version
+    return (limit is None or len(events) < limit) and events[-1].version > from_version
 
 
 def _check_limit(limit: int | None) -> None:

@@ -39,6 +39,7 @@ from cronica.errors import (
 )
 from cronica.events import ANY, EXISTS, NO_STREAM, AppendResult, RecordedEvent, StreamInfo
 from cronica.snapshots.postgres import PostgresSnapshotStore
+from cronica.store._archive_rows import ArchivedPart
 from cronica.store._group_commit import GroupCommitter
 from cronica.store._pg_wakeups import HEAD_SQL, Listener, Notifier, channel_name
 from cronica.store._wakeup import check_poll_interval
@@ -115,6 +116,7 @@ class PostgresEventStore(EventStore):
     """
 
     backend_name = "postgresql"
+    supports_archiving = True
 
     def __init__(
         self,
@@ -446,6 +448,15 @@ class PostgresEventStore(EventStore):
         return PostgresSnapshotStore(self._pool.connection)
 
     # -- reading -----------------------------------------------------------------------------
+
+    def _archived_parts(self, aggregate_id: str) -> list[ArchivedPart]:
+        rows = self._query(
+            "SELECT b.file, s.first_version, s.last_version FROM cronica_archived_streams s"
+            " JOIN cronica_archive_batches b ON b.batch = s.batch WHERE s.aggregate_id = %s"
+            " ORDER BY s.first_version",
+            (aggregate_id,),
+        )
+        return [ArchivedPart(str(f), int(a), int(b)) for f, a, b in rows]
 
     def _query(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._closed:

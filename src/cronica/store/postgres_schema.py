@@ -17,7 +17,7 @@ from typing import Any
 
 from cronica.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 POSITION_SHIFT = 20
 """Low bits of a position that number the events within one transaction."""
@@ -435,6 +435,40 @@ CREATE TABLE cronica_copies (
     checksum       TEXT NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+""",
+    # Archiving (cronica archive): whole streams moved to Parquet files, an index of what went
+    # where, and the one way to delete events: inside a transaction holding an archive permit.
+    3: r"""
+CREATE TABLE cronica_archive_batches (
+    batch       TEXT PRIMARY KEY,
+    file        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    events      BIGINT NOT NULL,
+    streams     INT NOT NULL,
+    archived_at TIMESTAMPTZ NOT NULL,
+    actor       TEXT NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE TABLE cronica_archived_streams (
+    aggregate_id  VARCHAR(255) NOT NULL,
+    batch         TEXT NOT NULL,
+    first_version INT NOT NULL,
+    last_version  INT NOT NULL,
+    events        INT NOT NULL,
+    PRIMARY KEY (aggregate_id, batch)
+);
+CREATE INDEX idx_archived_by_batch ON cronica_archived_streams (batch);
+CREATE TABLE cronica_change_permits (operation TEXT NOT NULL);
+CREATE OR REPLACE FUNCTION cronica_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'DELETE'
+       AND EXISTS (SELECT 1 FROM cronica_change_permits WHERE operation = 'archive') THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'cronica: events are append-only; % refused', TG_OP
+        USING ERRCODE = 'CR001';
+END
+$fn$;
 """,
 }
 

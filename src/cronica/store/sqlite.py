@@ -34,6 +34,7 @@ from cronica.errors import (
 from cronica.events import RecordedEvent, StreamInfo
 from cronica.snapshots.sqlite import SQLiteSnapshotStore
 from cronica.store._append_logic import StoredIdentity, apply_request
+from cronica.store._archive_rows import ArchivedPart
 from cronica.store._group_commit import GroupCommitter
 from cronica.store._wakeup import check_poll_interval
 from cronica.store.base import (
@@ -59,6 +60,13 @@ _INSERT_EVENT = (
 _EVENT_COLUMNS = (
     "event_id, event_type, aggregate_id, aggregate_type, event_version, position, timestamp, "
     "event_data, metadata"
+)
+
+
+_ARCHIVED_PARTS_SQL = (
+    "SELECT b.file, s.first_version, s.last_version FROM cronica_archived_streams s"
+    " JOIN cronica_archive_batches b ON b.batch = s.batch WHERE s.aggregate_id = ?"
+    " ORDER BY s.first_version"
 )
 
 
@@ -117,6 +125,7 @@ class SQLiteEventStore(EventStore):
     """
 
     backend_name = "sqlite"
+    supports_archiving = True
 
     def __init__(
         self,
@@ -273,6 +282,11 @@ class SQLiteEventStore(EventStore):
                 if time.monotonic() > deadline:
                     raise StoreError(f"SQLite: could not switch {self.path} to WAL mode ({mode})")
             time.sleep(0.005)
+
+    def _archived_parts(self, aggregate_id: str) -> list[ArchivedPart]:
+        with self._reader() as conn:
+            rows = conn.execute(_ARCHIVED_PARTS_SQL, (aggregate_id,)).fetchall()
+        return [ArchivedPart(str(f), int(a), int(b)) for f, a, b in rows]
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:

@@ -10,7 +10,7 @@ import sqlite3
 
 from cronica.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -59,6 +59,34 @@ _MIGRATIONS: dict[int, str] = {
         checksum      TEXT NOT NULL,
         updated_at    TEXT NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # Archiving (cronica archive): whole streams moved to Parquet files, an index of what went
+    # where, and the one way to delete events: inside a transaction holding an archive permit.
+    3: """
+    CREATE TABLE cronica_archive_batches (
+        batch       TEXT PRIMARY KEY,
+        file        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        events      INTEGER NOT NULL,
+        streams     INTEGER NOT NULL,
+        archived_at TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        reason      TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE cronica_archived_streams (
+        aggregate_id  TEXT NOT NULL,
+        batch         TEXT NOT NULL,
+        first_version INTEGER NOT NULL,
+        last_version  INTEGER NOT NULL,
+        events        INTEGER NOT NULL,
+        PRIMARY KEY (aggregate_id, batch)
+    ) WITHOUT ROWID;
+    CREATE INDEX idx_archived_by_batch ON cronica_archived_streams (batch);
+    CREATE TABLE cronica_change_permits (operation TEXT NOT NULL);
+    DROP TRIGGER events_refuse_delete;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM cronica_change_permits WHERE operation = 'archive')
+    BEGIN SELECT RAISE(ABORT, 'cronica: events are append-only; DELETE refused'); END;
     """,
 }
 
