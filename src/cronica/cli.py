@@ -853,6 +853,7 @@ def _print_history(console: Console, title: str, events: list[RecordedEvent]) ->
 
 # Commands kept in modules of their own register themselves on ``app`` when imported.
 from cronica import (  # noqa: E402, F401
+    _cli_archive,
     _cli_migrate,
     _cli_privacy,
     _cli_projections,

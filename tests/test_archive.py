@@ -1,0 +1,256 @@
+"""Archiving whole streams to Parquet and back (seed 1.7.5): positions kept, archived streams read
+transparently, checksums checked before anything is removed or restored, and a process killed in
+the middle of an archive loses nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cronica import EventStore, InvalidInputError, NewEvent, RecordedEvent, StoreError
+from cronica.archive import ArchiveFileError, ArchivePolicy, Archiver
+from cronica.examples.bank import BankAccount, bank_events
+from cronica.repository import Repository
+from tests.conftest import POSTGRES_URL
+from tests.processes import CLI, environment
+
+EVERYTHING = ArchivePolicy(idle_for=timedelta(0))
+
+
+@pytest.fixture
+def sql_store(store: EventStore) -> EventStore:
+    if not store.supports_archiving:
+        with pytest.raises(InvalidInputError):
+            Archiver(store)
+        pytest.skip("the memory store does not archive (checked: it says so)")
+    return store
+
+
+def url_of(store: EventStore) -> str:
+    """The URL another process opens the test's store with."""
+    if store.backend_name == "sqlite":
+        return f"sqlite:///{getattr(store, 'path')}"  # noqa: B009
+    return f"{POSTGRES_URL}?schema={getattr(store, 'schema')}"  # noqa: B009
+
+
+def bank(store: EventStore, accounts: int = 6, deposits: int = 3) -> dict[str, list[RecordedEvent]]:
+    repository = Repository(store, BankAccount, bank_events)
+    for n in range(accounts):
+        repository.create(f"acc-{n}", lambda a: a.open(f"Owner {n}"))
+        for _ in range(deposits):
+            repository.execute(f"acc-{n}", lambda a: a.deposit("10.00"))
+    return {f"acc-{n}": store.read_stream(f"acc-{n}") for n in range(accounts)}
+
+
+def test_archived_streams_read_as_before_and_leave_the_hot_table(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    before = bank(store)
+    log_before = store.read_all()
+    archiver = Archiver(store, tmp_path / "archive")
+    report = archiver.archive(EVERYTHING, actor="ops", reason="yearly archive")
+    assert (report.streams, report.events) == (6, 24)
+    assert store.status().events == 0  # the hot table is empty
+    assert store.read_all() == []  # the global log's readers no longer see them
+    for aggregate_id, events in before.items():
+        assert store.read_stream(aggregate_id) == events
+        assert store.read_stream(aggregate_id, from_version=2, to_version=3) == events[1:3]
+        assert store.read_stream(aggregate_id, backward=True, limit=2) == events[::-1][:2]
+        assert store.read_stream(aggregate_id, as_of=events[1].timestamp) == events[:2]
+        assert store.stream_info(aggregate_id).version == 4
+    assert Repository(store, BankAccount, bank_events).load("acc-3").balance == 30
+    # The manifest names the file's checksum, and the file matches it.
+    file = Path(str(report.file))
+    manifest = json.loads((file.parent / f"{report.batch}.json").read_text())
+    assert (manifest["sha256"], manifest["events"], manifest["reason"]) == (
+        report.sha256,
+        24,
+        "yearly archive",
+    )
+    assert archiver.verify() == []
+    [batch] = archiver.batches()
+    assert (batch.actor, batch.events, batch.streams) == ("ops", 24, 6)
+
+    restored = archiver.restore(batch=report.batch)
+    assert (restored.streams, restored.events) == (6, 24)
+    assert store.read_all() == log_before  # back, with their positions
+    assert archiver.batches() == [] and not file.exists()
+    for aggregate_id, events in before.items():
+        assert store.read_stream(aggregate_id) == events
+
+
+def test_a_stream_written_after_it_was_archived_reads_whole_and_archives_again(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    bank(store, accounts=2)
+    archiver = Archiver(store, tmp_path / "archive")
+    first = archiver.archive(EVERYTHING, actor="ops", reason="first")
+    accounts = Repository(store, BankAccount, bank_events)
+    accounts.execute("acc-1", lambda a: a.withdraw("5.00"))  # version 5, in the hot table
+    assert [e.version for e in store.read_stream("acc-1")] == [1, 2, 3, 4, 5]
+    assert [e.version for e in store.read_stream("acc-1", backward=True, limit=3)] == [5, 4, 3]
+    assert accounts.load("acc-1").balance == 25
+    second = archiver.archive(EVERYTHING, actor="ops", reason="second")
+    assert (second.streams, second.events) == (1, 1)  # only what was hot
+    whole = store.read_stream("acc-1")
+    assert [e.version for e in whole] == [1, 2, 3, 4, 5]
+    archiver.restore(aggregate_ids=["acc-1"])  # both of its parts
+    assert store.read_stream("acc-1") == whole
+    assert {b.batch for b in archiver.batches()} == {first.batch}  # acc-0 is still archived
+    assert len(store.read_stream("acc-0")) == 4
+
+
+def test_the_policy_picks_streams_idle_for_long_enough(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    bank(store, accounts=3)
+    later = datetime.now(UTC) + timedelta(days=10)
+    archiver = Archiver(store, tmp_path / "archive", clock=lambda: later)
+    assert archiver.candidates(ArchivePolicy(idle_for=timedelta(days=20))) == []
+    assert len(archiver.candidates(ArchivePolicy(idle_for=timedelta(days=5)))) == 3
+    assert archiver.candidates(ArchivePolicy(before=datetime.now(UTC) - timedelta(days=1))) == []
+    by_type = ArchivePolicy(idle_for=timedelta(days=5), aggregate_types=("Transfer",))
+    assert archiver.candidates(by_type) == []
+    two = ArchivePolicy(idle_for=timedelta(days=5), max_streams=2)
+    assert archiver.archive(two, actor="ops", reason="r").streams == 2
+    for bad in (ArchivePolicy(), ArchivePolicy(idle_for=timedelta(1), before=later)):
+        with pytest.raises(InvalidInputError):
+            archiver.candidates(bad)
+    with pytest.raises(InvalidInputError):
+        archiver.archive(EVERYTHING, actor="ops", reason="")
+
+
+def test_a_damaged_archive_file_is_reported_and_restores_nothing(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    bank(store, accounts=2)
+    archiver = Archiver(store, tmp_path / "archive")
+    report = archiver.archive(EVERYTHING, actor="ops", reason="r")
+    file = Path(str(report.file))
+    damaged = bytearray(file.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    file.write_bytes(bytes(damaged))
+    assert len(archiver.verify()) == 1
+    with pytest.raises(ArchiveFileError):
+        archiver.restore(batch=report.batch)
+    assert store.status().events == 0 and len(archiver.batches()) == 1
+
+
+def test_events_can_be_deleted_only_by_an_archive(sql_store: EventStore) -> None:
+    store = sql_store
+    store.append("s-1", [NewEvent("ThingHappened", {})])
+    with pytest.raises(Exception, match="append-only"):
+        with store.side_database().transaction() as tx:
+            tx.execute("DELETE FROM events")
+    assert len(store.read_stream("s-1")) == 1
+
+
+def test_an_event_appended_while_its_stream_is_archived_stays(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    bank(store, accounts=1)
+
+    class RacedArchiver(Archiver):
+        def _commit_archive(self, batch, parts):  # type: ignore[no-untyped-def]
+            # A command lands between reading the stream and removing what was archived.
+            store.append("acc-0", [NewEvent("DepositMade", {"amount": "1.00"})])
+            super()._commit_archive(batch, parts)
+
+    RacedArchiver(store, tmp_path / "archive").archive(EVERYTHING, actor="ops", reason="r")
+    assert [e.version for e in store.read_stream("acc-0")] == [1, 2, 3, 4, 5]
+    assert store.status().events == 1  # the new one, still hot
+
+
+def test_a_stream_removed_twice_is_refused_and_nothing_is_removed(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    bank(store, accounts=2)
+    archiver = Archiver(store, tmp_path / "archive")
+
+    class LateArchiver(Archiver):
+        def _commit_archive(self, batch, parts):  # type: ignore[no-untyped-def]
+            archiver.archive_streams(["acc-1"], actor="other", reason="racing")
+            super()._commit_archive(batch, parts)
+
+    with pytest.raises(StoreError, match="changed while it was archived"):
+        LateArchiver(store, tmp_path / "archive").archive(EVERYTHING, actor="ops", reason="r")
+    assert len(store.read_stream("acc-0")) == 4 and len(store.read_stream("acc-1")) == 4
+    assert store.status().events == 4  # acc-0 still hot; acc-1 archived once, by the other
+    assert len(archiver.orphans()) == 2  # the refused batch's file and manifest
+
+
+# -- the command line, and a process killed mid-archive ---------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=environment(env), check=False
+    )
+
+
+def test_cronica_archive_and_restore(sql_store: EventStore, tmp_path: Path) -> None:
+    url = url_of(sql_store)
+    before = bank(sql_store, accounts=3)
+    where = ["--dir", str(tmp_path / "archive"), "--store", url]
+    done = cli("archive", "--idle-days", "0", "--reason", "test", *where, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["streams"], report["events"]) == (3, 12)
+    listed = cli("archive", "--list", *where, "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)["batch"] == report["batch"]
+    assert cli("archive", *where).returncode != 0  # no policy given
+    assert sql_store.read_stream("acc-2") == before["acc-2"]
+    back = cli("restore", "--batch", report["batch"], *where)
+    assert back.returncode == 0, back.stderr
+    assert "restored 12 events of 3 streams" in back.stdout
+    assert sql_store.status().events == 12
+
+
+def test_an_archive_killed_at_any_moment_loses_nothing(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    streams = 4000
+    for n in range(streams):
+        store.append(f"s-{n}", [NewEvent("ThingHappened", {"n": n, "k": k}) for k in range(4)])
+    expected = {f"s-{n}": store.read_stream(f"s-{n}") for n in range(streams)}
+    url = url_of(store)
+    where = ["--dir", str(tmp_path / "archive"), "--store", url]
+    rng = random.Random(7)
+    archiver = Archiver(store, tmp_path / "archive")
+    kills = 0
+    for _ in range(6):
+        process = subprocess.Popen(
+            [*CLI, "archive", "--idle-days", "0", "--max-streams", "250", *where],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment(None),
+        )
+        time.sleep(rng.uniform(0.3, 1.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+        for aggregate_id, events in expected.items():
+            assert store.read_stream(aggregate_id) == events, aggregate_id
+        assert archiver.verify() == []
+        archived = sum(b.events for b in archiver.batches())
+        assert archived + store.status().events == streams * 4  # each event in one place
+        for batch in archiver.batches():  # back to the start for the next round
+            archiver.restore(batch=batch.batch)
+        assert store.status().events == streams * 4
+    assert kills >= 3, "the archive finished before it could be killed: make it bigger"
+    assert {e.aggregate_id: None for e in store.read_all()}.keys() == expected.keys()
