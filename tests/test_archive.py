@@ -4,6 +4,7 @@ the middle of an archive loses nothing."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import signal
@@ -43,7 +44,7 @@ def url_of(store: EventStore) -> str:
 def bank(store: EventStore, accounts: int = 6, deposits: int = 3) -> dict[str, list[RecordedEvent]]:
     repository = Repository(store, BankAccount, bank_events)
     for n in range(accounts):
-        repository.create(f"acc-{n}", lambda a: a.open(f"Owner {n}"))
+        repository.create(f"acc-{n}", functools.partial(BankAccount.open, owner=f"Owner {n}"))
         for _ in range(deposits):
             repository.execute(f"acc-{n}", lambda a: a.deposit("10.00"))
     return {f"acc-{n}": store.read_stream(f"acc-{n}") for n in range(accounts)}
@@ -150,9 +151,11 @@ def test_a_damaged_archive_file_is_reported_and_restores_nothing(
 def test_events_can_be_deleted_only_by_an_archive(sql_store: EventStore) -> None:
     store = sql_store
     store.append("s-1", [NewEvent("ThingHappened", {})])
-    with pytest.raises(Exception, match="append-only"):
-        with store.side_database().transaction() as tx:
-            tx.execute("DELETE FROM events")
+    with (
+        pytest.raises(Exception, match="append-only"),
+        store.side_database().transaction() as tx,
+    ):
+        tx.execute("DELETE FROM events")
     assert len(store.read_stream("s-1")) == 1
 
 
@@ -192,7 +195,7 @@ def test_a_stream_removed_twice_is_refused_and_nothing_is_removed(
     assert len(archiver.orphans()) == 2  # the refused batch's file and manifest
 
 
-# -- the command line, and a process killed mid-archive ---------------------------------------------
+# -- the command line, and a process killed mid-archive -------------------------------------------
 
 
 def cli(*args: str, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:

@@ -182,9 +182,29 @@ def test_a_ciphertext_opens_only_in_its_own_event_and_field(
     )
     store.append("c-1", [moved, other_event, NewEvent("CustomerRegistered", tampered,
                                                       sealed.metadata)])  # fmt: skip
-    for recorded in store.read_stream("c-1"):
+    stored = store.read_stream("c-1")
+    for recorded in stored:
         with pytest.raises(InvalidEventDataError):
             cipher.decrypt(recorded)
+    # A reader of pages (projector, API) does not stop there: such values stay as stored.
+    assert [e.data for e in cipher.decrypt_all(stored)] == [e.data for e in stored]
+
+
+def test_text_that_only_looks_encrypted_does_not_stop_a_projector(store: EventStore) -> None:
+    from cronica.examples.bank_read_models import bank_projections
+    from cronica.projections import Projector
+
+    fake = f"{PREFIX}k:AAAA"
+    store.append(
+        "acc-1", [NewEvent("AccountCreated", {"owner": fake})], aggregate_type="BankAccount"
+    )
+    store.append(
+        "acc-2", [NewEvent("AccountCreated", {"owner": "Eva"})], aggregate_type="BankAccount"
+    )
+    with Projector(store, bank_projections()) as projector:
+        projector.run_until_caught_up()
+        rows = projector.read_models.query("SELECT account_id, owner FROM accounts")
+    assert sorted(rows) == [("acc-1", fake), ("acc-2", "Eva")]
 
 
 # -- nothing left behind ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, TypeVar, get_args, get_origin, get_type_hints, overload
+from typing import Annotated, Any, Final, TypeVar, get_origin, get_type_hints, overload
 
 import pydantic
 from pydantic.alias_generators import to_camel
@@ -67,10 +67,12 @@ class _PersonalMarker:
 
 PERSONAL: Final = _PersonalMarker()
 """Marks an event field as personal data: ``owner: Annotated[str, PERSONAL]``. Its value is
-encrypted with its data subject's key (crypto-shredding) and reads as a placeholder once the
-subject is forgotten, so the field holds text (``str`` or ``str | None``)."""
+encrypted with its data subject's key (crypto-shredding) and reads as ``"[erased]"`` once the
+subject is forgotten, so the field must accept that text (``str``, without a pattern that
+refuses it)."""
 
-_TEXT_TYPES: Final = (str, str | None)
+ERASED_PLACEHOLDER: Final = "[erased]"
+"""What a personal value reads as once its subject is forgotten."""
 
 
 class EventNameWarning(UserWarning):
@@ -225,12 +227,17 @@ class EventRegistry:
 
 
 def _personal_fields(cls: type[Any]) -> tuple[str, ...]:
-    """The stored names of ``cls``'s fields marked :data:`PERSONAL`."""
-    model_fields = getattr(cls, "model_fields", None)
-    if isinstance(model_fields, dict):  # a pydantic model: its fields are resolved already
+    """The stored names of ``cls``'s fields marked :data:`PERSONAL` (checked to accept the
+    erased placeholder)."""
+    fields = getattr(cls, "__pydantic_fields__", None)
+    marked: dict[str, tuple[Any, str]]
+    if isinstance(fields, dict):  # a pydantic model or dataclass: its fields are resolved
         marked = {
-            name: (field.annotation, field.alias or name)
-            for name, field in model_fields.items()
+            name: (
+                Annotated[(field.annotation, *field.metadata)],
+                field.serialization_alias or field.alias or name,
+            )
+            for name, field in fields.items()
             if any(m is PERSONAL for m in field.metadata)
         }
     else:
@@ -244,16 +251,18 @@ def _personal_fields(cls: type[Any]) -> tuple[str, ...]:
                 ) from None
             return ()
         marked = {
-            name: (get_args(hint)[0], name)
+            name: (hint, name)
             for name, hint in hints.items()
             if get_origin(hint) is Annotated and any(m is PERSONAL for m in hint.__metadata__)
         }
     for name, (annotation, _) in marked.items():
-        if annotation not in _TEXT_TYPES:
+        try:
+            pydantic.TypeAdapter(annotation).validate_python(ERASED_PLACEHOLDER)
+        except (pydantic.ValidationError, pydantic.PydanticUserError) as exc:
             raise InvalidInputError(
-                f"{cls.__qualname__}.{name} is personal data, so it must hold text (str or"
-                f" str | None): once erased it reads as a placeholder"
-            )
+                f"{cls.__qualname__}.{name} is personal data, so it must accept the text"
+                f" {ERASED_PLACEHOLDER!r} (what it reads as once erased): {exc}"
+            ) from None
     return tuple(stored for _, stored in marked.values())
 
 

@@ -243,6 +243,10 @@ class Repository(Generic[A]):
         """The stored snapshot if it can start this load, and whether it is stale (to replace)."""
         if self.snapshots is None:
             return None, False
+        if (version is not None or as_of is not None) and self.seals_personal_data:
+            # A past state kept in memory may hold personal data erased since (the erasure
+            # comes after the version asked for): a past state is read from the events.
+            return None, False
         if aggregate_id in self._cache:
             snapshot = self._cache[aggregate_id]
         else:
@@ -301,7 +305,7 @@ class Repository(Generic[A]):
         )
         if self.seals_personal_data:
             encrypt, subject = self.personal_data.encrypt, aggregate.data_subject
-            new_events = tuple(encrypt(event, subject) for event in new_events)
+            new_events = tuple(encrypt(event, subject, complete=True) for event in new_events)
         result = self.store.append(
             aggregate.id,
             new_events,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -40,16 +41,19 @@ import orjson
 from cryptography.exceptions import InvalidTag
 
 from cronica.errors import InvalidEventDataError, InvalidInputError
+from cronica.event_types import ERASED_PLACEHOLDER
 from cronica.events import NewEvent, RecordedEvent
 from cronica.privacy.keys import SubjectKeys
 
 __all__ = ["ERASED", "PREFIX", "SUBJECT_KEY", "PersonalData", "any_sealed", "is_sealed"]
 
+log = logging.getLogger("cronica.privacy")
+
 PREFIX = "cronica:pii:v1:"
 """How an encrypted value begins."""
 
-ERASED = "[erased]"
-"""What an erased personal value reads as."""
+ERASED = ERASED_PLACEHOLDER
+"""What an erased personal value reads as: ``"[erased]"``."""
 
 SUBJECT_KEY = "subjectId"
 """The metadata entry naming the data subject of an event's personal fields."""
@@ -71,11 +75,20 @@ class PersonalData:
     def personal_fields(self, event_type: str) -> tuple[str, ...]:
         return self.fields.get(event_type, ())
 
-    def encrypt(self, event: NewEvent, subject_id: str) -> NewEvent:
+    def encrypt(self, event: NewEvent, subject_id: str, *, complete: bool = False) -> NewEvent:
         """The event with its personal fields encrypted under ``subject_id``'s key in use
         (``SubjectForgottenError`` for a forgotten subject); an event without any is returned
-        as it is."""
-        names = [n for n in self.personal_fields(event.event_type) if event.data.get(n) is not None]
+        as it is. ``complete``: every declared field must be in the data (an event class's
+        payload always has them all; one missing means its stored name is not the declared
+        one, and it must not reach the store in clear)."""
+        declared = self.personal_fields(event.event_type)
+        missing = [n for n in declared if n not in event.data] if complete else []
+        if missing:
+            raise InvalidEventDataError(
+                f"{event.event_type}: personal field {missing[0]!r} is not in its data"
+                f" ({sorted(event.data)})"
+            )
+        names = [n for n in declared if event.data.get(n) is not None]
         if not names:
             return event
         data = dict(event.data)
@@ -84,27 +97,37 @@ class PersonalData:
         metadata = {**event.metadata, SUBJECT_KEY: subject_id}
         return NewEvent(event.event_type, data, metadata, event.event_id)
 
-    def decrypt(self, event: RecordedEvent) -> RecordedEvent:
+    def decrypt(self, event: RecordedEvent, *, strict: bool = True) -> RecordedEvent:
         """The event with its encrypted values decrypted, or :data:`ERASED` where the key is
-        gone. ``InvalidEventDataError`` for a value that claims to be encrypted but does not
-        open (tampered with, or moved from another event)."""
+        gone. A value that claims to be encrypted but does not open (tampered with, moved from
+        another event, or plain text that only looks encrypted) is an ``InvalidEventDataError``;
+        with ``strict=False`` it is left as stored and logged instead."""
         data = event.data
         sealed = [n for n, v in data.items() if type(v) is str and v.startswith(PREFIX)]
         if not sealed:
             return event
         subject_id = event.metadata.get(SUBJECT_KEY)
-        if not isinstance(subject_id, str):
-            raise InvalidEventDataError(f"event {event.event_id} has personal data but no subject")
         opened = dict(data)
         for name in sealed:
-            value = self._open(subject_id, data[name], _bound(event.event_id, name))
+            try:
+                if not isinstance(subject_id, str):
+                    raise InvalidEventDataError(
+                        f"event {event.event_id} has personal data but no subject"
+                    )
+                value = self._open(subject_id, data[name], _bound(event.event_id, name))
+            except InvalidEventDataError as exc:
+                if strict:
+                    raise
+                log.warning("event %s: field %r left as stored: %s", event.event_id, name, exc)
+                continue
             opened[name] = ERASED if value is _GONE else value
         return event._replace(data=opened)
 
     def decrypt_all(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
-        """:meth:`decrypt` over a page of events, their subjects' keys read in one query;
-        the page itself when none holds personal data (the common case costs a look at each
-        event's values)."""
+        """The page of events with their personal values decrypted, their subjects' keys read
+        in one query; the page itself when none holds personal data (the common case costs a
+        look at each event's values). Not strict (see :meth:`decrypt`): a reader of the log
+        (a projector, the API) does not stop at a value that does not open."""
         sealed = [
             i
             for i, event in enumerate(events)
@@ -116,7 +139,7 @@ class PersonalData:
         self.keys.prefetch(s for s in subjects if isinstance(s, str))
         out = list(events)
         for i in sealed:
-            out[i] = self.decrypt(events[i])
+            out[i] = self.decrypt(events[i], strict=False)
         return out
 
     # -- single values ---------------------------------------------------------------------------
