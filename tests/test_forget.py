@@ -104,6 +104,7 @@ def test_forgetting_an_account_holder_erases_the_owner_everywhere(
         1,
         ["owner"],
     )
+    assert erasure["readModelsUpdated"] is True
 
     after = client.get(f"/accounts/{account}", params={"minPosition": erasure["position"]})
     assert (after.json()["owner"], after.json()["balance"]) == (ERASED, "100.00")
@@ -137,6 +138,27 @@ def test_forgetting_an_account_holder_erases_the_owner_everywhere(
     assert (again.json()["keysDestroyed"], again.json()["position"]) == (0, erasure["position"])
     erasures = [e for e in store.read_stream(account) if e.event_type == ERASURE_EVENT]
     assert len(erasures) == 1
+
+
+def test_personal_data_for_a_forgotten_subject_is_refused_over_http_with_409(
+    store: EventStore, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client()
+    forget(store, "acc-9", reason="GDPR request, before the account was opened")
+    answer = client.post("/accounts", json={"owner": NAME, "accountId": "acc-9"})
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"] == "subject_forgotten"
+    assert store.read_stream("acc-9") == []
+
+
+def test_a_past_read_model_shows_the_owner_decrypted(store: EventStore) -> None:
+    from cronica.examples.bank_read_models import AccountsProjection
+    from cronica.projections import projection_as_of
+
+    accounts = Repository(store, BankAccount, bank_events)
+    position = accounts.create("acc-1", lambda a: a.open(NAME)).position
+    with projection_as_of(store, AccountsProjection(), position=position) as past:
+        assert past.query("SELECT owner FROM accounts") == [(NAME,)]
 
 
 def test_forgetting_over_http_refuses_bad_requests_and_writes_nothing(
@@ -312,6 +334,10 @@ def test_a_migrated_store_reads_its_personal_data_and_keeps_the_forgotten_forgot
         assert copied.load("acc-1").owner == ERASED
         assert new.subject_keys().forgotten("acc-1")
         assert NAME not in str([e.data for e in new.read_all()])
+        # Forgotten at the source after the copy: copying the keys again forgets it here too.
+        forget(old, "acc-2", reason="GDPR request")
+        old.subject_keys().copy_to(new.subject_keys())
+        assert Repository(new, BankAccount, bank_events).load("acc-2").owner == ERASED
 
 
 # -- what leaves the store -------------------------------------------------------------------------

@@ -148,6 +148,8 @@ def migrate_store(
         destination.import_events(batch, CopyProgress(source_name, after, read, written, checksum))
         if progress is not None:
             progress(read, max(total, read))
+    # Again at the end: keys made and subjects forgotten while the copy ran.
+    source.subject_keys().copy_to(destination.subject_keys())
     verified = _verify(destination, written, checksum)
     return MigrationReport(
         source_name,

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from cronica.aggregates import Aggregate
 from cronica.errors import InvariantError
-from cronica.event_types import PERSONAL, DomainEvent, EventRegistry
+from cronica.event_types import ERASED_PLACEHOLDER, PERSONAL, DomainEvent, EventRegistry
 from cronica.examples._money import InvalidAmountError, amount
 from cronica.privacy.erasure import PersonalDataErased
 
@@ -184,6 +184,8 @@ class BankAccount(Aggregate):
                 self.balance -= money
             case AccountClosed():
                 self.closed = True
+            case PersonalDataErased():
+                self.owner = ERASED_PLACEHOLDER  # also if it was stored before it was sealed
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import secrets
 import threading
@@ -42,9 +43,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cronica.errors import CronicaError, InvalidInputError
-from cronica.readmodels.base import ReadModelDatabase
+from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
 
 __all__ = ["MASTER_KEY_VARIABLE", "SubjectForgottenError", "SubjectKeys", "master_key_from"]
+
+log = logging.getLogger("cronica.privacy")
 
 MASTER_KEY_VARIABLE = "CRONICA_MASTER_KEY"
 """The environment variable holding the master key (32 bytes, standard base64)."""
@@ -230,6 +233,7 @@ class SubjectKeys:
             raise InvalidInputError("forgetting a subject needs a reason")
         sqlite = self.db.dialect == "sqlite"
         with self.db.transaction() as tx:
+            self._lock_subject(tx, subject_id)
             if sqlite:
                 tx.execute("PRAGMA secure_delete = ON")
             gone = tx.execute("DELETE FROM cronica_subject_keys WHERE subject_id = ?", [subject_id])
@@ -244,7 +248,7 @@ class SubjectKeys:
             for cached in [k for k in self._cache if k[0] == subject_id]:
                 del self._cache[cached]
         if sqlite:
-            self.db.query("PRAGMA wal_checkpoint(TRUNCATE)")
+            empty_wal(self.db)
         return gone
 
     def forgotten(self, subject_id: str) -> bool:
@@ -297,7 +301,19 @@ class SubjectKeys:
                 " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 forgotten,
             )
+            # Forgotten since an earlier copy: their keys go in the copy too.
+            tx.execute(
+                "DELETE FROM cronica_subject_keys WHERE subject_id IN"
+                " (SELECT subject_id FROM cronica_forgotten_subjects)"
+            )
+        other._drop_cached()
         return len(keys)
+
+    def _drop_cached(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._active.clear()
+            self._fetched.clear()
 
     # -- inside ------------------------------------------------------------------------------
 
@@ -307,6 +323,7 @@ class SubjectKeys:
         key_id, key = uuid.uuid4().hex, secrets.token_bytes(KEY_BYTES)
         data, wrapped = self._wrap(subject_id, key)
         with self.db.transaction() as tx:
+            self._lock_subject(tx, subject_id)
             # A racing process that made the subject's key first wins (the unique index).
             made = tx.execute(
                 "INSERT INTO cronica_subject_keys (subject_id, key_id, key_data, wrapped,"
@@ -319,6 +336,13 @@ class SubjectKeys:
             return key_id, key
         self._check_not_forgotten(subject_id)
         return None
+
+    def _lock_subject(self, tx: ReadModelTransaction, subject_id: str) -> None:
+        """On PostgreSQL, make a subject's key creation and forgetting wait for each other:
+        else a key made while the subject is forgotten could outlive the forget (SQLite's
+        write transactions already take turns)."""
+        if self.db.dialect == "postgresql":
+            tx.query("SELECT pg_advisory_xact_lock(hashtext(?))", ["cronica.subject:" + subject_id])
 
     def _check_not_forgotten(self, subject_id: str) -> None:
         if self.forgotten(subject_id):
@@ -345,6 +369,19 @@ class SubjectKeys:
             raise InvalidInputError(
                 f"the key of subject {subject_id!r} does not open with this master key"
             ) from exc
+
+
+def empty_wal(db: ReadModelDatabase, attempts: int = 20) -> bool:
+    """Copy a SQLite database's write-ahead log into its file and empty it, so that what was
+    deleted securely leaves no copy in the log; retried while readers hold the log. False
+    (and a warning) when it could not be done now: the log is emptied at a later checkpoint."""
+    for attempt in range(attempts):
+        busy = db.query("PRAGMA wal_checkpoint(TRUNCATE)")[0][0]
+        if not busy:
+            return True
+        time.sleep(0.005 * (attempt + 1))
+    log.warning("the write-ahead log could not be emptied now: readers hold it")
+    return False
 
 
 def _now() -> str:

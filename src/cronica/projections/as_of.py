@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from cronica.errors import InvalidReadError
+from cronica.privacy.cipher import PersonalData, any_sealed
 from cronica.projections.base import Projection, ProjectionWriter
 from cronica.projections.generations import (
     create_deferred_indexes,
@@ -60,6 +61,8 @@ def projection_as_of(
                 events = store.read_all(after=after, limit=batch_size)
                 if not events:
                     break
+                if any_sealed(events):  # handlers see what the projector shows them
+                    events = PersonalData(store.subject_keys()).decrypt_all(events)
                 after = events[-1].position
                 chosen = [
                     event

@@ -36,7 +36,7 @@ from cronica.errors import (
 from cronica.events import RecordedEvent
 from cronica.privacy.cipher import PersonalData, any_sealed
 from cronica.privacy.erasure import ERASURE_EVENT
-from cronica.privacy.keys import SubjectKeys
+from cronica.privacy.keys import SubjectKeys, empty_wal
 from cronica.projections.base import Projection, ProjectionWriter, check_distinct
 from cronica.projections.catalog import (
     CATCHING_UP,
@@ -412,9 +412,7 @@ class Projector(Closing):
         """After a batch that dropped erased personal data: copy the write-ahead log into the
         file and empty it, so the rows' earlier versions (the personal data) are gone from
         the disk too (the read models delete with ``secure_delete``)."""
-        busy, _, _ = self.read_models.query("PRAGMA wal_checkpoint(TRUNCATE)")[0]
-        if busy:
-            log.warning("erased data may stay in the read models' WAL until its next checkpoint")
+        empty_wal(self.read_models)
 
     def _page_size(self, position: int) -> int:
         """The catch-up page size after a full page, else the normal batch size."""

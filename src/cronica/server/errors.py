@@ -44,6 +44,7 @@ from cronica.errors import (
     StoreError,
     StreamNotFoundError,
 )
+from cronica.privacy.keys import SubjectForgottenError
 
 log = logging.getLogger("cronica.server")
 
@@ -105,6 +106,8 @@ def http_error_for(error: CronicaError) -> HTTPError:
             return HTTPError(409, "aggregate_type_mismatch", message)
         case ProjectionStateError():
             return HTTPError(409, "projection_state", message)
+        case SubjectForgottenError():
+            return HTTPError(409, "subject_forgotten", message, subjectId=error.subject_id)
         case EventTooLargeError():
             return HTTPError(413, "event_too_large", message, size=error.size, limit=error.limit)
         case InvalidInputError():

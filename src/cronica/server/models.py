@@ -120,6 +120,7 @@ class ForgetOut(BaseModel):
     keysDestroyed: int
     fields: list[str]
     position: int | None
+    readModelsUpdated: bool
 
 
 class MoneyIn(_Body):

@@ -92,15 +92,18 @@ async def forget_subject(
     """Crypto-shredding (seed 1.7.4): the subject's keys are destroyed, so their personal data
     reads as ``[erased]`` in every copy of the events; ``PersonalDataErased`` is appended to
     their stream (in the bank, an account's subject is its account id) and the read models drop
-    those fields (the answer comes once this process's projector has done so, or after the
-    ``minPosition`` timeout). Forgetting again answers the same. 404 for an unknown subject."""
+    those fields: ``readModelsUpdated`` says whether this process's projector had done so
+    before the answer (it waits up to the ``minPosition`` timeout; false when the projector
+    runs elsewhere: then wait with ``minPosition=position``). Forgetting again answers the
+    same. 404 for an unknown subject."""
     svc = services(request)
-    erasure = await run_in_threadpool(svc.forget, subject_id, body.reason, audit)
+    erasure, updated = await run_in_threadpool(svc.forget, subject_id, body.reason, audit)
     return ForgetOut(
         subjectId=subject_id,
         keysDestroyed=erasure.keys_destroyed,
         fields=list(erasure.fields),
         position=erasure.position,
+        readModelsUpdated=updated,
     )
 
 

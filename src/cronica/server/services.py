@@ -28,6 +28,7 @@ from cronica.examples.bank_read_models import bank_projections
 from cronica.examples.transfers import Transfer, transfer_steps
 from cronica.privacy.cipher import PersonalData, any_sealed
 from cronica.privacy.erasure import Erasure, forget
+from cronica.privacy.keys import empty_wal
 from cronica.projections import Catalog, Projector
 from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase, Row
@@ -174,9 +175,10 @@ class Services:
             return events
         return PersonalData(self.store.subject_keys()).decrypt_all(events)
 
-    def forget(self, subject_id: str, reason: str, audit: Audit) -> Erasure:
+    def forget(self, subject_id: str, reason: str, audit: Audit) -> tuple[Erasure, bool]:
         """Forget a data subject (an account's holder: the account id), then wait (bounded)
-        until this process's projector has dropped their personal data from the read models.
+        until this process's projector has dropped their personal data from the read models;
+        the flag says whether it has.
         404 ``not_found`` for a subject with no stream, no key and no erasure."""
         keys = self.store.subject_keys()
         if not (
@@ -187,11 +189,16 @@ class Services:
             raise HTTPError(404, "not_found", f"no data subject {subject_id!r}")
         erasure = forget(self.store, subject_id, reason=reason, audit=audit)
         self.accounts.forget_cached(subject_id)
-        if erasure.position is not None and self.running_projector:
-            self.projector.wait_for(
-                erasure.position, self.settings.min_position_timeout, BANK_PROJECTIONS
-            )
-        return erasure
+        if erasure.position is None or not self.running_projector:
+            return erasure, False
+        done = self.projector.wait_for(
+            erasure.position, self.settings.min_position_timeout, BANK_PROJECTIONS
+        )
+        if done and self.read_models.dialect == "sqlite":
+            # The projector empties the WAL after the batch; do it once more now, so that the
+            # answer comes after the old rows are gone from the files.
+            empty_wal(self.read_models)
+        return erasure, done
 
     async def read(self, sql: str, params: list[Any]) -> list[Row]:
         """A read-model query from async code: SQLite answers from memory or the page cache
