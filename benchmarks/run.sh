@@ -10,6 +10,7 @@
 #   bash benchmarks/run.sh relay [...]          # the relay into Redis Streams (bench_relay.py)
 #   bash benchmarks/run.sh sagas [...]          # transfers through the saga (bench_sagas.py)
 #   bash benchmarks/run.sh privacy [...]        # crypto-shredding: appends, reads (bench_privacy.py)
+#   bash benchmarks/run.sh archive [...]        # archive and restore throughput (bench_archive.py)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,13 +21,13 @@ stamp="$venv/.installed"
 if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" || "${BASH_SOURCE[0]}" -nt "$stamp" ]]; then
     "$python" -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet -e "$root[postgres,server,redis]" 'eventsourcing[postgres]==9.5.*' \
+    "$venv/bin/pip" install --quiet -e "$root[postgres,server,redis,archive]" 'eventsourcing[postgres]==9.5.*' \
         'aiohttp>=3.9'
     touch "$stamp"
 fi
 
 bench=store
-if [[ "${1:-}" == "store" || "${1:-}" == "write-model" || "${1:-}" == "read-side" || "${1:-}" == "http" || "${1:-}" == "relay" || "${1:-}" == "sagas" || "${1:-}" == "privacy" ]]; then
+if [[ "${1:-}" == "store" || "${1:-}" == "write-model" || "${1:-}" == "read-side" || "${1:-}" == "http" || "${1:-}" == "relay" || "${1:-}" == "sagas" || "${1:-}" == "privacy" || "${1:-}" == "archive" ]]; then
     bench="$1"
     shift
 fi
