@@ -121,7 +121,7 @@ def test_commands_are_the_library_verbs() -> None:
     assert isinstance(group, typer.core.TyperGroup)
     assert set(group.commands) == {
         "init", "append", "read", "streams", "status", "demo", "migrate", "projections",
-        "serve", "worker", "keys", "rebuild", "snapshot", "forget",
+        "serve", "worker", "keys", "rebuild", "snapshot", "forget", "archive", "restore",
     }  # fmt: skip
     projections = group.commands["projections"]
     assert isinstance(projections, typer.core.TyperGroup)

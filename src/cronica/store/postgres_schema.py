@@ -459,7 +459,10 @@ CREATE TABLE cronica_archived_streams (
 );
 CREATE INDEX idx_archived_by_batch ON cronica_archived_streams (batch);
 CREATE TABLE cronica_change_permits (operation TEXT NOT NULL);
-CREATE OR REPLACE FUNCTION cronica_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- SET search_path FROM CURRENT: the function finds the permits table of its own schema, also
+-- when a session with another search_path (an operator's psql) touches the events.
+CREATE OR REPLACE FUNCTION cronica_refuse_change() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $fn$
 BEGIN
     IF TG_OP = 'DELETE'
        AND EXISTS (SELECT 1 FROM cronica_change_permits WHERE operation = 'archive') THEN
