@@ -257,3 +257,22 @@ def test_an_archive_killed_at_any_moment_loses_nothing(
         assert store.status().events == streams * 4
     assert kills >= 3, "the archive finished before it could be killed: make it bigger"
     assert {e.aggregate_id: None for e in store.read_all()}.keys() == expected.keys()
+
+
+def test_archive_files_carry_personal_data_encrypted_and_forgetting_reaches_them(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    from cronica.archive.files import read_events
+    from cronica.privacy import ERASED, PREFIX, forget
+
+    store = sql_store
+    accounts = Repository(store, BankAccount, bank_events)
+    accounts.create("acc-1", lambda a: a.open("Zoë Archive-Marker-51c"))
+    report = Archiver(store, tmp_path / "archive").archive(EVERYTHING, actor="ops", reason="r")
+    [archived] = read_events(Path(str(report.file)))
+    assert archived.data["owner"].startswith(PREFIX)
+    assert "Archive-Marker" not in str(archived)
+    assert accounts.load("acc-1").owner == "Zoë Archive-Marker-51c"  # read from the file
+    forget(store, "acc-1", reason="GDPR request")
+    assert accounts.load("acc-1").owner == ERASED
+    assert accounts.personal_data.decrypt(archived).data["owner"] == ERASED
