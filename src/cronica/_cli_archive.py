@@ -47,8 +47,13 @@ def archive(
         ),
     ] = None,
     max_streams: Annotated[
-        int, typer.Option(min=1, help="At most this many streams in one batch file.")
-    ] = 10_000,
+        int,
+        typer.Option(
+            min=1,
+            help="At most this many streams in one batch file (one transaction, during which"
+            " the log's readers (PostgreSQL) or writers (SQLite) wait).",
+        ),
+    ] = 1_000,
     reason: Annotated[str, typer.Option(help="Why (recorded with the batch).")] = "archive policy",
     actor: Annotated[str, typer.Option(help="Who archives (recorded with the batch).")] = "cli",
     list_batches: Annotated[
@@ -64,8 +69,9 @@ def archive(
     back and checked before any event is removed, and the removal is one transaction: a crash
     loses nothing. Events keep their positions; reading an archived stream works as before
     (from the file); `cronica restore` brings streams back. The global log's readers
-    (projections, the relay) no longer see archived events. --list shows the batches and checks
-    every file against its checksum."""
+    (projections, the relay) no longer see archived events, so no event a registered follower
+    has not read yet is archived. --list shows the batches and checks every file against its
+    checksum."""
     with cronica.connect(store_url) as store:
         archiver = Archiver(store, directory)
         if list_batches:

@@ -68,12 +68,13 @@ MAX_REASON_LENGTH = 500
 class ArchivePolicy:
     """Which streams to archive: those with no event for ``idle_for``, or none since
     ``before`` (one of the two), of ``aggregate_types`` when given, at most ``max_streams``
-    streams per batch."""
+    streams per batch (one transaction: on PostgreSQL the log's readers wait for it, on SQLite
+    the writers)."""
 
     idle_for: timedelta | None = None
     before: datetime | None = None
     aggregate_types: tuple[str, ...] | None = None
-    max_streams: int = 10_000
+    max_streams: int = 1_000
 
     def cutoff(self, now: datetime) -> datetime:
         if (self.idle_for is None) == (self.before is None):
@@ -110,14 +111,14 @@ class RestoreReport:
 
 def default_directory(store: EventStore) -> Path:
     """Where archive files go: ``CRONICA_ARCHIVE_DIR`` when set; beside a SQLite store's file
-    (``<file>.archive``); else ``./cronica-archive``."""
+    (``<file>.archive``); else ``./cronica-archive/<schema>``."""
     chosen = os.environ.get(ARCHIVE_DIR_VARIABLE)
     if chosen:
         return Path(chosen).resolve()
     path = getattr(store, "path", None)
     if store.backend_name == "sqlite" and path is not None:
         return Path(f"{path}.archive").resolve()
-    return Path("cronica-archive").resolve()
+    return (Path("cronica-archive") / str(getattr(store, "schema", "public"))).resolve()
 
 
 class Archiver:
@@ -182,6 +183,13 @@ class Archiver:
                 )
         if not events:
             return ArchiveReport(None, None, None, 0, 0)
+        followed = self.followers_position()
+        top = max(e.position for e in events)
+        if followed is not None and top > followed:
+            raise InvalidInputError(
+                f"the log's followers have read up to position {followed}, these streams reach"
+                f" {top}: archive streams idle long enough for every follower to have read them"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{batch}.parquet"
         digest = write_events(path, events)
@@ -212,13 +220,42 @@ class Archiver:
             ArchiveBatch(batch, str(path), digest, len(events), len(parts), archived_at, actor,
                          reason),
             parts,
+            top,
         )  # fmt: skip
         return ArchiveReport(batch, str(path), digest, len(parts), len(events))
 
-    def _commit_archive(self, batch: ArchiveBatch, parts: list[ArchivedStream]) -> None:
+    def followers_position(self) -> int | None:
+        """The lowest position every follower of the log registered in the store's database
+        has read (projections, relays, in-process consumers), or None when none is there.
+        Archiving takes no event above it: a follower would never see it."""
+        lowest: int | None = None
+        for table, column in (
+            ("cronica_projections", "position"),
+            ("cronica_relays", "position"),
+            ("cronica_consumers", "position"),
+        ):
+            if self.db.table_exists(table):
+                row = self.db.query(f"SELECT min({column}) FROM {table}")
+                if row and row[0][0] is not None:
+                    lowest = int(row[0][0]) if lowest is None else min(lowest, int(row[0][0]))
+        return lowest
+
+    def _commit_archive(
+        self, batch: ArchiveBatch, parts: list[ArchivedStream], last_position: int
+    ) -> None:
         with self.db.transaction() as tx:
+            if self.db.dialect == "postgresql":
+                tx.execute("SET LOCAL synchronous_commit = on")
             tx.execute("INSERT INTO cronica_change_permits (operation) VALUES ('archive')")
             for part in parts:
+                if tx.query(
+                    "SELECT 1 FROM events WHERE aggregate_id = ? AND event_version < ? LIMIT 1",
+                    [part.aggregate_id, part.first_version],
+                ):  # a restore put older versions back meanwhile: archive the stream whole
+                    raise StoreError(
+                        f"stream {part.aggregate_id!r} changed while it was archived"
+                        " (older versions came back): nothing removed"
+                    )
                 gone = tx.execute(
                     "DELETE FROM events WHERE aggregate_id = ? AND event_version BETWEEN ? AND ?",
                     [part.aggregate_id, part.first_version, part.last_version],
@@ -231,9 +268,9 @@ class Archiver:
             tx.execute("DELETE FROM cronica_change_permits")
             tx.execute(
                 "INSERT INTO cronica_archive_batches (batch, file, sha256, events, streams,"
-                " archived_at, actor, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " archived_at, actor, reason, last_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch.batch, batch.file, batch.sha256, batch.events, batch.streams,
-                 self._moment(batch.archived_at), batch.actor, batch.reason],
+                 self._moment(batch.archived_at), batch.actor, batch.reason, last_position],
             )  # fmt: skip
             tx.executemany(
                 "INSERT INTO cronica_archived_streams (aggregate_id, batch, first_version,"
@@ -247,21 +284,29 @@ class Archiver:
     def restore(
         self, *, batch: str | None = None, aggregate_ids: Sequence[str] | None = None
     ) -> RestoreReport:
-        """Put archived streams back into the hot table with their positions: every stream of
-        ``batch``, or the archived parts of ``aggregate_ids``. The file's checksum is checked
-        first; a batch with nothing left archived loses its index row and its files."""
+        """Put archived streams back into the hot table with their positions, whole: the
+        streams of ``batch`` or ``aggregate_ids``, every archived part of each (from whatever
+        batch). Each file's checksum is checked first; a batch with nothing left archived loses
+        its index row and its files."""
         if (batch is None) == (aggregate_ids is None):
             raise InvalidInputError("restore a batch or some streams (one of the two)")
         if batch is not None:
-            rows = self.db.query(_PARTS_SQL + " WHERE s.batch = ?", [batch])
-            if not rows:
+            members = self.db.query(
+                "SELECT aggregate_id FROM cronica_archived_streams WHERE batch = ?", [batch]
+            )
+            if not members:
                 raise InvalidInputError(f"no archive batch {batch!r}")
-        else:
-            assert aggregate_ids is not None
-            ids = sorted(set(aggregate_ids))
-            rows = self.db.query(
-                _PARTS_SQL + f" WHERE s.aggregate_id IN ({', '.join('?' * len(ids))})", ids
-            ) if ids else []  # fmt: skip
+            aggregate_ids = [str(m[0]) for m in members]
+        assert aggregate_ids is not None
+        # A stream comes back whole (all its archived parts, whatever batch holds them): the
+        # archived versions of a stream stay its lowest ones, which is what reads rely on.
+        ids = sorted(set(aggregate_ids))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows += self.db.query(
+                _PARTS_SQL + f" WHERE s.aggregate_id IN ({', '.join('?' * len(chunk))})", chunk
+            )
         by_batch: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             by_batch.setdefault(str(row[1]), []).append(row)
@@ -296,6 +341,8 @@ class Archiver:
         has nothing archived left (its row is gone too)."""
         insert, row = _restore_sql(self.db.dialect)
         with self.db.transaction() as tx:
+            if self.db.dialect == "postgresql":  # the files go once this is on disk
+                tx.execute("SET LOCAL synchronous_commit = on")
             tx.executemany(insert, [row(e) for e in events])
             tx.executemany(
                 "DELETE FROM cronica_archived_streams WHERE batch = ? AND aggregate_id = ?",
@@ -305,6 +352,8 @@ class Archiver:
                             [batch])  # fmt: skip
             if not left:
                 tx.execute("DELETE FROM cronica_archive_batches WHERE batch = ?", [batch])
+        if self.db.dialect == "sqlite":  # WAL commits reach the disk at a checkpoint
+            self.db.query("PRAGMA wal_checkpoint(FULL)")
         return not left
 
     # -- looking -----------------------------------------------------------------------------------
@@ -332,8 +381,10 @@ class Archiver:
         return problems
 
     def orphans(self) -> list[Path]:
-        """Files in the directory that no batch names (left by an archive that crashed before
-        it committed, or a restore that crashed before it deleted them): safe to delete."""
+        """Files in the directory that this store's index does not name: left by an archive
+        that crashed before it committed or a restore that crashed before it deleted them, but
+        also a batch another process is writing right now, or another store's files. Check
+        before deleting any."""
         if not self.directory.is_dir():
             return []
         named = {Path(b.file).name for b in self.batches()}

@@ -351,15 +351,25 @@ class EventStore(Closing, abc.ABC):
             for p in self._archived_parts(aggregate_id)
             if p.last_version >= from_version and p.first_version <= top
         ]
+        again = (aggregate_id, from_version, to_version, as_of, backward, limit)
         if not parts:
-            return hot
+            # Nothing archived, or a restore committed between the two reads: the hot table
+            # then holds what it brought back.
+            return self._read_stream(*again)
         from pathlib import Path
 
-        from cronica.archive.files import read_events
+        from cronica.archive.files import ArchiveFileError, read_events
 
         merged = {e.version: e for e in hot}
-        for part in parts:
-            for event in read_events(Path(part.file), [aggregate_id]):
+        try:
+            archived = [(p, read_events(Path(p.file), [aggregate_id])) for p in parts]
+        except ArchiveFileError:
+            fresh = self._read_stream(*again)  # a restore took the file away meanwhile?
+            if _may_lack_archived(fresh, from_version, backward, limit):
+                raise
+            return fresh
+        for part, found in archived:
+            for event in found:
                 if (
                     part.first_version <= event.version <= part.last_version
                     and from_version <= event.version <= top

@@ -447,7 +447,8 @@ CREATE TABLE cronica_archive_batches (
     streams     INT NOT NULL,
     archived_at TIMESTAMPTZ NOT NULL,
     actor       TEXT NOT NULL,
-    reason      TEXT NOT NULL
+    reason      TEXT NOT NULL,
+    last_position BIGINT NOT NULL
 );
 CREATE TABLE cronica_archived_streams (
     aggregate_id  VARCHAR(255) NOT NULL,
@@ -503,7 +504,8 @@ def migrate(conn: Any, schema: str) -> int:
 
 def _rebase_positions(conn: Any) -> None:
     row = conn.execute(
-        "SELECT (SELECT coalesce(max(position), 0) FROM events) >> 20,"
+        "SELECT greatest((SELECT coalesce(max(position), 0) FROM events),"
+        " (SELECT coalesce(max(last_position), 0) FROM cronica_archive_batches)) >> 20,"
         " pg_current_xact_id()::text::bigint,"
         " (SELECT value FROM cronica_settings WHERE name = 'position_xid_offset')"
     ).fetchone()

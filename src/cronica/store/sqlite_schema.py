@@ -71,7 +71,8 @@ _MIGRATIONS: dict[int, str] = {
         streams     INTEGER NOT NULL,
         archived_at TEXT NOT NULL,
         actor       TEXT NOT NULL,
-        reason      TEXT NOT NULL
+        reason      TEXT NOT NULL,
+        last_position INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE cronica_archived_streams (
         aggregate_id  TEXT NOT NULL,
