@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
+
+ARCHIVED_MARK: Final = -1
+"""The version of the marker row a stream read appends when the stream has archived parts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from cronica.errors import (
 )
 from cronica.events import ANY, EXISTS, NO_STREAM, AppendResult, RecordedEvent, StreamInfo
 from cronica.snapshots.postgres import PostgresSnapshotStore
-from cronica.store._archive_rows import ArchivedPart
+from cronica.store._archive_rows import ARCHIVED_MARK, ArchivedPart
 from cronica.store._group_commit import GroupCommitter
 from cronica.store._pg_wakeups import HEAD_SQL, Listener, Notifier, channel_name
 from cronica.store._wakeup import check_poll_interval
@@ -60,6 +60,10 @@ _EXPECTED_CODES = {ANY: -1, NO_STREAM: -2, EXISTS: -3}
 _EVENT_COLUMNS = (
     "event_id, event_type, aggregate_id, aggregate_type, event_version, position, timestamp, "
     "event_data, coalesce(metadata, '{}'::jsonb)"
+)
+_ARCHIVED_MARK_SQL = (
+    "SELECT NULL::uuid, NULL, NULL, NULL, -1, NULL::bigint, NULL::timestamptz, NULL::jsonb,"
+    " NULL::jsonb FROM cronica_archived_streams WHERE aggregate_id = %s LIMIT 1"
 )
 _APPEND_SQL = (
     "SELECT * FROM cronica_append(%b::text[], %b::text[], %b::bigint[], %b::int[], %b::int[],"
@@ -475,6 +479,21 @@ class PostgresEventStore(EventStore):
         backward: bool,
         limit: int | None,
     ) -> list[RecordedEvent]:
+        return self._read_stream_flagged(
+            aggregate_id, from_version, to_version, as_of, backward, limit, look=False
+        )[0]
+
+    def _read_stream_flagged(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        to_version: int | None,
+        as_of: datetime | None,
+        backward: bool,
+        limit: int | None,
+        *,
+        look: bool = True,
+    ) -> tuple[list[RecordedEvent], bool]:
         query = (
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE aggregate_id = %s AND event_version >= %s"
         )
@@ -489,7 +508,14 @@ class PostgresEventStore(EventStore):
         if limit is not None:
             query += " LIMIT %s"
             params.append(limit)
-        return [RecordedEvent(*row) for row in self._query(query, params)]
+        if look:  # in the same statement (one snapshot): whether the stream has archived parts
+            query = f"({query}) UNION ALL ({_ARCHIVED_MARK_SQL})"
+            params.append(aggregate_id)
+        rows = self._query(query, params)
+        archived = bool(rows) and rows[-1][4] == ARCHIVED_MARK
+        if archived:
+            rows.pop()
+        return [RecordedEvent(*row) for row in rows], archived
 
     def _read_all(
         self,

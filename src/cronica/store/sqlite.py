@@ -34,7 +34,7 @@ from cronica.errors import (
 from cronica.events import RecordedEvent, StreamInfo
 from cronica.snapshots.sqlite import SQLiteSnapshotStore
 from cronica.store._append_logic import StoredIdentity, apply_request
-from cronica.store._archive_rows import ArchivedPart
+from cronica.store._archive_rows import ARCHIVED_MARK, ArchivedPart
 from cronica.store._group_commit import GroupCommitter
 from cronica.store._wakeup import check_poll_interval
 from cronica.store.base import (
@@ -63,6 +63,10 @@ _EVENT_COLUMNS = (
 )
 
 
+_ARCHIVED_MARK_SQL = (
+    "SELECT NULL, NULL, NULL, NULL, -1, NULL, NULL, NULL, NULL FROM cronica_archived_streams"
+    " WHERE aggregate_id = ? LIMIT 1"
+)
 _ARCHIVED_PARTS_SQL = (
     "SELECT b.file, s.first_version, s.last_version FROM cronica_archived_streams s"
     " JOIN cronica_archive_batches b ON b.batch = s.batch WHERE s.aggregate_id = ?"
@@ -376,6 +380,21 @@ class SQLiteEventStore(EventStore):
         backward: bool,
         limit: int | None,
     ) -> list[RecordedEvent]:
+        return self._read_stream_flagged(
+            aggregate_id, from_version, to_version, as_of, backward, limit, look=False
+        )[0]
+
+    def _read_stream_flagged(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        to_version: int | None,
+        as_of: datetime | None,
+        backward: bool,
+        limit: int | None,
+        *,
+        look: bool = True,
+    ) -> tuple[list[RecordedEvent], bool]:
         sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE aggregate_id = ? AND event_version >= ?"
         params: list[Any] = [aggregate_id, from_version]
         if to_version is not None:
@@ -388,9 +407,15 @@ class SQLiteEventStore(EventStore):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        if look:  # in the same statement (one snapshot): whether the stream has archived parts
+            sql = f"SELECT * FROM ({sql}) UNION ALL SELECT * FROM ({_ARCHIVED_MARK_SQL})"
+            params.append(aggregate_id)
         with self._reader() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [_decode(row) for row in rows]
+        archived = bool(rows) and rows[-1][4] == ARCHIVED_MARK
+        if archived:
+            rows.pop()
+        return [_decode(row) for row in rows], archived
 
     def _read_all(
         self,
