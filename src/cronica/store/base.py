@@ -192,6 +192,8 @@ class EventStore(Closing, abc.ABC):
         with self._keys_lock:
             self._subject_keys = keys
 
+    # -- writing -----------------------------------------------------------------------------
+
     def append(
         self,
         aggregate_id: str,
