@@ -496,3 +496,16 @@ def test_huge_numbers_read_as_no_bound_and_never_reach_the_driver(store: EventSt
         store.append("s", [ev()], huge)
     with pytest.raises(InvalidExpectedVersionError):
         store.append("s", [ev()], 2**31)
+
+
+def test_read_recent_gives_the_newest_events_first(store: EventStore) -> None:
+    for n in range(5):
+        store.append(f"s-{n % 2}", [NewEvent("Even" if n % 2 == 0 else "OddHappened", {"n": n})])
+    newest = store.read_recent(3)
+    assert [e.data["n"] for e in newest] == [4, 3, 2]
+    assert [e.data["n"] for e in store.read_recent(10, ["OddHappened"])] == [3, 1]
+    assert store.read_recent(0) == []
+    with pytest.raises(InvalidReadError):
+        store.read_recent(-1)
+    with pytest.raises(InvalidReadError):
+        store.read_recent(3, "Even")

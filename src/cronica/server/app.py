@@ -19,8 +19,9 @@ from starlette.middleware.cors import CORSMiddleware
 
 import cronica
 from cronica.readmodels.base import ReadModelDatabase
-from cronica.server import routes_bank, routes_ops, routes_store, routes_transfers
+from cronica.server import console, routes_bank, routes_ops, routes_store, routes_transfers
 from cronica.server.auth import KeyRing, KeysFirst
+from cronica.server.console.routes import STATIC
 from cronica.server.errors import install_error_handlers
 from cronica.server.metrics import Metrics
 from cronica.server.middleware import BodyLimit, RequestMetrics
@@ -78,6 +79,8 @@ def create_app(
     app.include_router(routes_bank.router)
     app.include_router(routes_transfers.router)
     app.include_router(routes_ops.router)
+    app.include_router(console.router)
+    app.mount("/ui/static", STATIC, name="console-static")
     app.add_middleware(BodyLimit, limit=chosen.max_body_bytes)
     app.add_middleware(KeysFirst, ring=keys)
     app.add_middleware(RequestMetrics, metrics=metrics)

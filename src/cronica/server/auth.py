@@ -20,8 +20,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cronica.errors import InvalidInputError
@@ -139,19 +141,38 @@ def require(scope: str) -> Callable[[Request], Awaitable[None]]:
     return check
 
 
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
-"""Answered without a key: load balancers' probes and the API's own description."""
+OPEN_PATHS = frozenset(
+    {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login"}
+)
+"""Answered without a key: load balancers' probes, the API's own description, the console's
+sign-in page."""
+
+KEY_COOKIE = "cronica_key"
+"""The cookie the console keeps its API key in (same-site, HTTP-only, for ``/ui`` only)."""
 
 
 def scope_for(method: str, path: str) -> str | None:
     """The scope a request needs (None: none)."""
     if path in OPEN_PATHS or method == "OPTIONS":  # CORS preflights carry no credentials
         return None
+    if path.startswith("/ui/static/") or path == "/ui/logout":
+        return None
     if method in ("GET", "HEAD"):
         return READ
-    if path.startswith("/projections/") and path.endswith("/rebuild"):
+    if path.endswith("/rebuild") and path.startswith(("/projections/", "/ui/projections/")):
         return ADMIN
     return WRITE
+
+
+def _console_key(headers: dict[str, str]) -> str:
+    """The API key a console request carries: its ``Authorization`` header, else the cookie."""
+    if headers.get("authorization"):
+        return headers["authorization"]
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == KEY_COOKIE and value:
+            return f"Bearer {value}"
+    return ""
 
 
 class KeysFirst:
@@ -166,15 +187,23 @@ class KeysFirst:
         if scope["type"] != "http" or not self.ring:
             await self.app(scope, receive, send)
             return
-        needed = scope_for(scope["method"], scope["path"])
+        path = scope["path"]
+        needed = scope_for(scope["method"], path)
         if needed is not None:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            console = path == "/ui" or path.startswith("/ui/")
+            sent = _console_key(headers) if console else headers.get("authorization", "")
             try:
-                authenticate(self.ring, headers.get("authorization", ""), needed)
+                key = authenticate(self.ring, sent, needed)
             except HTTPError as refused:
-                response = error_response(
-                    refused.status, refused.code, refused.message, refused.headers
-                )
+                response: Response
+                if console and refused.status == 401:  # a person: to the sign-in page
+                    response = RedirectResponse(f"/ui/login?next={quote(path)}", 303)
+                else:
+                    response = error_response(
+                        refused.status, refused.code, refused.message, refused.headers
+                    )
                 await response(scope, receive, send)
                 return
+            scope.setdefault("state", {})["actor"] = key.name
         await self.app(scope, receive, send)

@@ -443,6 +443,20 @@ class EventStore(Closing, abc.ABC):
         aggregate_types: tuple[str, ...] | None,
     ) -> list[RecordedEvent]: ...
 
+    def read_recent(
+        self, limit: int = 100, event_types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        """The newest ``limit`` events of the log (of ``event_types`` when given), newest first:
+        a look at what happened lately (the console's log page). Follow the log with
+        ``read_all``: this is not a cursor."""
+        _check_limit(limit)
+        types = _check_names(event_types, check_event_type, "event_types")
+        events = self._read_recent(limit, types)
+        return events if self._upcasters is None else self._upcasters.upcast_all(events)
+
+    def _read_recent(self, limit: int, event_types: tuple[str, ...] | None) -> list[RecordedEvent]:
+        raise NotImplementedError(f"{type(self).__name__} cannot read backwards")
+
     def read_event(self, event_id: uuid.UUID | str) -> RecordedEvent | None:
         """The event with this id, or None when no event has it (``InvalidInputError`` for an
         id that is not a UUID). A lookup by the store's unique index on event ids: how a

@@ -153,6 +153,12 @@ class MemoryEventStore(EventStore):
                 break
         return result
 
+    def _read_recent(self, limit: int, event_types: tuple[str, ...] | None) -> list[RecordedEvent]:
+        with self._lock:
+            newest = self._log[::-1]
+        chosen = [e for e in newest if event_types is None or e.event_type in event_types]
+        return chosen[:limit]
+
     def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
         with self._lock:
             return self._by_id.get(event_id)

@@ -543,6 +543,16 @@ class PostgresEventStore(EventStore):
         self._wait_for_horizon(after)
         return [RecordedEvent(*row) for row in self._query(query, params)]
 
+    def _read_recent(self, limit: int, event_types: tuple[str, ...] | None) -> list[RecordedEvent]:
+        query = f"SELECT {_EVENT_COLUMNS} FROM events"
+        params: list[Any] = []
+        if event_types is not None:
+            query += " WHERE event_type = ANY(%s)"
+            params.append(list(event_types))
+        query += " ORDER BY position DESC LIMIT %s"
+        params.append(limit)
+        return [RecordedEvent(*row) for row in self._query(query, params)]
+
     def _wait_for_horizon(self, after: int) -> None:
         """Wait (at most ``read_wait`` seconds) until every event committed before this call
         is readable, so a reader sees its own appends: a transaction that started earlier and

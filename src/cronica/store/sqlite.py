@@ -440,6 +440,18 @@ class SQLiteEventStore(EventStore):
             rows = conn.execute(sql, params).fetchall()
         return [_decode(row) for row in rows]
 
+    def _read_recent(self, limit: int, event_types: tuple[str, ...] | None) -> list[RecordedEvent]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        params: list[Any] = []
+        if event_types is not None:
+            sql += f" WHERE event_type IN ({','.join('?' * len(event_types))})"
+            params.extend(event_types)
+        sql += " ORDER BY position DESC LIMIT ?"
+        params.append(limit)
+        with self._reader() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_decode(row) for row in rows]
+
     def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
         with self._reader() as conn:
             row = conn.execute(
