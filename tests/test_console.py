@@ -237,3 +237,30 @@ def test_the_live_log_sends_new_events_as_rows(
                     assert "DepositMade" in line and "7.00" in line
                     assert '<tr id="event-' in line
                     break
+
+
+def test_the_projections_page_shows_the_relays_lag(
+    make_client: Callable[..., TestClient],
+) -> None:
+    import uuid
+
+    import redis
+
+    from tests.conftest import REDIS_URL, require_redis
+
+    require_redis()
+    key = f"cronica-test:{uuid.uuid4().hex}"
+    try:
+        client = make_client(bus=f"{REDIS_URL}?stream={key}")
+        position = open_account(client, "acc-1")
+        for _ in range(200):  # the relay publishes the event
+            page = client.get("/ui/projections").text
+            row = re.search(r"<td>redis:[^<]*</td><td class=\"num\">(\d+)</td>", page)
+            if row and int(row.group(1)) >= position:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"no relay row at position {position}: {text_of(page)}")
+        assert "0 events" in text_of(page.split("Bus and relay")[1])
+    finally:
+        redis.Redis.from_url(REDIS_URL).delete(key)
