@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from cronica import EventStore
+from cronica import EventStore, NewEvent
 from cronica.privacy import PREFIX
 from cronica.server.auth import KeyRing, new_key
 from tests.processes import Server
@@ -63,6 +63,20 @@ def test_the_log_shows_the_newest_events_first_with_who_and_why(
     assert client.get("/ui").status_code == 200  # the console's home is the log
 
 
+def test_odd_ids_get_working_links(
+    store: EventStore, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client()
+    store.append("a/b cé", [NewEvent("ThingHappened", {"x": "<b>bold</b>"})])
+    page = client.get("/ui/streams").text
+    [link] = re.findall(r'<a href="(/ui/streams/[^"]+)">', page)
+    assert link == "/ui/streams/a%2Fb%20c%C3%A9"
+    stream = client.get(link)
+    assert stream.status_code == 200 and "a/b cé" in stream.text
+    assert "<b>bold</b>" not in stream.text and "&lt;b&gt;bold" in stream.text  # escaped
+    assert client.get("/ui/streams", params={"q": "a\ue000"}).status_code == 200
+
+
 def test_streams_are_found_by_id_prefix_type_and_event_type(
     make_client: Callable[..., TestClient],
 ) -> None:
@@ -106,6 +120,11 @@ def test_a_stream_page_steps_through_its_history_with_each_events_change(
     events = client.get("/streams/acc-1").json()["events"]
     at = client.get("/ui/streams/acc-1", params={"at": events[1]["timestamp"]}).text
     assert "State at version 2" in text_of(at)
+    early = client.get("/ui/streams/acc-1", params={"at": "2000-01-01T00:00:00Z"})
+    assert "did not exist yet" in early.text and "State at version 1" in text_of(early.text)
+    for wrong in ("yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        odd = client.get("/ui/streams/acc-1", params={"at": wrong})
+        assert odd.status_code == 200 and "not an RFC 3339 time" in odd.text
     assert client.get("/ui/streams/nope").status_code == 404
     other = client.post(
         "/streams/s-1", json={"events": [{"eventType": "ThingHappened", "data": {}}]}
@@ -194,7 +213,10 @@ def test_with_keys_the_console_asks_for_one_and_keeps_it_in_a_cookie(
     admin_secret, admin = new_key("operator", ["admin"])
     client = make_client(keys=KeyRing([reader, admin]))
     first = client.get("/ui/streams", follow_redirects=False)
-    assert first.status_code == 303 and first.headers["location"] == "/ui/login?next=/ui/streams"
+    assert first.status_code == 303
+    assert first.headers["location"] == "/ui/login?next=%2Fui%2Fstreams"
+    deep = client.get("/ui/streams/acc-1", params={"version": 2}, follow_redirects=False)
+    assert deep.headers["location"] == "/ui/login?next=%2Fui%2Fstreams%2Facc-1%3Fversion%3D2"
     assert client.get("/ui/static/console.css").status_code == 200  # assets are open
     login = client.get("/ui/login")
     assert login.status_code == 200 and "API key" in login.text
@@ -208,13 +230,22 @@ def test_with_keys_the_console_asks_for_one_and_keeps_it_in_a_cookie(
     cookie = signed.headers["set-cookie"]
     assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
     assert client.get("/ui/streams").status_code == 200
+    # A proxy's own Authorization header does not hide the console's cookie.
+    assert client.get("/ui/streams", headers={"Authorization": "Basic eDp5"}).status_code == 200
+    assert "Rebuild</button>" not in client.get("/ui/projections").text  # not for a reader
     refused = client.post("/ui/projections/accounts/rebuild", follow_redirects=False)
     assert refused.status_code == 403  # the read key may not rebuild
     assert client.get("/accounts/x").status_code == 401  # the cookie is the console's only
     client.post("/ui/login", data={"key": admin_secret, "next": "/ui/projections"})
-    assert (
-        client.post("/ui/projections/accounts/rebuild", follow_redirects=False).status_code == 303
+    assert "Rebuild</button>" in client.get("/ui/projections").text
+    elsewhere = client.post(
+        "/ui/projections/accounts/rebuild",
+        headers={"Origin": "https://other.example"},
+        follow_redirects=False,
     )
+    assert elsewhere.status_code == 403  # a form posted from another site's page
+    asked = client.post("/ui/projections/accounts/rebuild", follow_redirects=False)
+    assert asked.status_code == 303
     outside = client.post("/ui/login", data={"key": admin_secret, "next": "https://evil.example/"},
                           follow_redirects=False)  # fmt: skip
     assert outside.headers["location"] == "/ui/log"  # never sent elsewhere

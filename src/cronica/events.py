@@ -246,6 +246,6 @@ def parse_timestamp(text: str) -> datetime:
     """Parse an RFC 3339 timestamp; a naive one is taken as UTC."""
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # overflow: a moment outside years 1-9999 in UTC
         raise InvalidInputError(f"not an RFC 3339 timestamp: {text!r}") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)

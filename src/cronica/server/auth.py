@@ -166,7 +166,7 @@ def scope_for(method: str, path: str) -> str | None:
 
 def _console_key(headers: dict[str, str]) -> str:
     """The API key a console request carries: its ``Authorization`` header, else the cookie."""
-    if headers.get("authorization"):
+    if headers.get("authorization", "").lower().startswith("bearer "):
         return headers["authorization"]
     for part in headers.get("cookie", "").split(";"):
         name, _, value = part.strip().partition("=")
@@ -198,12 +198,14 @@ class KeysFirst:
             except HTTPError as refused:
                 response: Response
                 if console and refused.status == 401:  # a person: to the sign-in page
-                    response = RedirectResponse(f"/ui/login?next={quote(path)}", 303)
+                    query = scope.get("query_string", b"").decode("latin-1")
+                    back = path + (f"?{query}" if query else "")
+                    response = RedirectResponse(f"/ui/login?next={quote(back, safe='')}", 303)
                 else:
                     response = error_response(
                         refused.status, refused.code, refused.message, refused.headers
                     )
                 await response(scope, receive, send)
                 return
-            scope.setdefault("state", {})["actor"] = key.name
+            scope.setdefault("state", {}).update(actor=key.name, key=key)
         await self.app(scope, receive, send)

@@ -447,8 +447,9 @@ class EventStore(Closing, abc.ABC):
         self, limit: int = 100, event_types: Sequence[str] | None = None
     ) -> list[RecordedEvent]:
         """The newest ``limit`` events of the log (of ``event_types`` when given), newest first:
-        a look at what happened lately (the console's log page). Follow the log with
-        ``read_all``: this is not a cursor."""
+        a look at what happened lately (the console's log page). Only events a reader of the
+        log may see (on PostgreSQL, below the readable bound): ``read_all(after=`` the newest
+        one's position ``)`` then follows on without missing any. Not a cursor itself."""
         _check_limit(limit)
         types = _check_names(event_types, check_event_type, "event_types")
         events = self._read_recent(limit, types)

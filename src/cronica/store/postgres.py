@@ -544,10 +544,15 @@ class PostgresEventStore(EventStore):
         return [RecordedEvent(*row) for row in self._query(query, params)]
 
     def _read_recent(self, limit: int, event_types: tuple[str, ...] | None) -> list[RecordedEvent]:
-        query = f"SELECT {_EVENT_COLUMNS} FROM events"
+        # Below the readable bound, like read_all: a follower starting after the newest event
+        # shown here misses nothing that commits later.
+        query = (
+            f"SELECT {_EVENT_COLUMNS} FROM events"
+            " WHERE position < (SELECT cronica_readable_bound())"
+        )
         params: list[Any] = []
         if event_types is not None:
-            query += " WHERE event_type = ANY(%s)"
+            query += " AND event_type = ANY(%s)"
             params.append(list(event_types))
         query += " ORDER BY position DESC LIMIT %s"
         params.append(limit)

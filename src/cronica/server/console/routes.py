@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -22,8 +22,9 @@ from cronica.events import RecordedEvent, parse_timestamp
 from cronica.projections import projection_status
 from cronica.relay import relay_status
 from cronica.repository import Repository
-from cronica.server.auth import KEY_COOKIE, KeyRing
+from cronica.server.auth import ADMIN, KEY_COOKIE, KeyRing
 from cronica.server.console.views import EventView, as_json, diff
+from cronica.server.errors import HTTPError
 from cronica.server.services import Services
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -34,10 +35,14 @@ templates = Jinja2Templates(
         autoescape=select_autoescape(),
     )
 )
+templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
+"""An id as one path segment of a link (a ``/`` in it encoded too)."""
 
 STATIC = StaticFiles(directory=Path(__file__).parent / "static")
 PAGE = 100
 """Events or streams on one page."""
+EVENTS_PAGE = 500
+"""A stream's events on one page."""
 
 
 def _services(request: Request) -> Services:
@@ -48,7 +53,21 @@ def _services(request: Request) -> Services:
 def _page(request: Request, name: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("title", "cronica")
     context["keys_on"] = bool(request.app.state.keys)
+    key = getattr(request.state, "key", None)
+    context["can_rebuild"] = not context["keys_on"] or (key is not None and key.allows(ADMIN))
     return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _same_origin(request: Request) -> None:
+    """A form posted to the console must come from the console's own pages: browsers send
+    ``Origin`` with every POST, and a page of another site (even one on the same domain,
+    which a same-site cookie does not stop) names itself there."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise HTTPError(403, "forbidden", "a console form must be posted from the console")
+
+
+SameOrigin = Depends(_same_origin)
 
 
 def _rows(svc: Services, events: list[RecordedEvent]) -> list[EventView]:
@@ -63,7 +82,7 @@ def login_page(request: Request, next: str = "/ui/log") -> HTMLResponse:
     return _page(request, "login.html", next=_local(next), failed=False, title="Sign in")
 
 
-@router.post("/login", response_model=None)
+@router.post("/login", response_model=None, dependencies=[SameOrigin])
 def login(
     request: Request,
     key: Annotated[str, Form(max_length=200)],
@@ -77,7 +96,7 @@ def login(
     return answer
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[SameOrigin])
 def logout() -> RedirectResponse:
     answer = RedirectResponse("/ui/login", status_code=303)
     answer.delete_cookie(KEY_COOKIE, path="/ui")
@@ -105,7 +124,9 @@ def log_page(
     svc = _services(request)
     types = [event_type] if event_type else None
     newest = svc.store.read_recent(PAGE, types)
-    head = svc.store.head_position()
+    # The live rows follow on from the newest readable event of the whole log.
+    latest = newest if types is None else svc.store.read_recent(1)
+    head = latest[0].position if latest else 0
     return _page(
         request, "log.html", events=_rows(svc, newest), head=head, event_type=event_type or "",
         title="Log",
@@ -131,14 +152,16 @@ async def log_live(
                 position = events[-1].position
                 shown = [e for e in events if not event_type or e.event_type == event_type]
                 for view in await svc.call(functools.partial(_rows, svc, shown)):
-                    html = row.render(e=view, with_stream=True).replace("\n", " ")
+                    html = " ".join(row.render(e=view, with_stream=True).splitlines())
                     yield f"id: {view.position}\ndata: {html}\n\n".encode()
                 continue
             await svc.aio.wait_for_events(position, 15.0)
             yield b": keep-alive\n\n"
 
     return StreamingResponse(
-        rows(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        rows(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
@@ -161,11 +184,8 @@ def streams_page(
         for event in svc.store.read_recent(PAGE * 10, [event_type]):
             if event.aggregate_id.startswith(q):
                 seen.setdefault(event.aggregate_id, event.aggregate_type)
-        found = [
-            svc.store.stream_info(aggregate_id)
-            for aggregate_id, kind in seen.items()
-            if not aggregate_type or kind == aggregate_type
-        ][:PAGE]
+        chosen = [i for i, kind in seen.items() if not aggregate_type or kind == aggregate_type]
+        found = [svc.store.stream_info(aggregate_id) for aggregate_id in chosen[:PAGE]]
         more = None
     else:
         start = after if after is not None else (_before(q) if q else None)
@@ -181,10 +201,11 @@ def streams_page(
 
 def _before(prefix: str) -> str | None:
     """A cursor just before the ids that start with ``prefix`` (list_streams reads after it)."""
-    last = prefix[-1]
-    if last == "\x00":
+    last = ord(prefix[-1])
+    if last == 0:
         return prefix[:-1] or None
-    return prefix[:-1] + chr(ord(last) - 1) + "\U0010ffff"
+    below = last - 1 if not 0xDC00 <= last - 1 <= 0xDFFF else 0xD7FF  # no lone surrogates
+    return prefix[:-1] + chr(below) + "\U0010ffff"
 
 
 def _repository(svc: Services, aggregate_type: str) -> Repository[Any] | None:
@@ -201,37 +222,44 @@ def stream_page(
     request: Request,
     aggregate_id: str,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    at: str | None = None,
+    at: Annotated[str | None, Query(max_length=64)] = None,
+    start: Annotated[int, Query(alias="from", ge=1, le=2**31 - 1)] = 1,
 ) -> HTMLResponse:
-    """A stream's events, and its aggregate's state at a version (``version``) or a moment
-    (``at``), with the change each event made."""
+    """A stream's events (``EVENTS_PAGE`` at a time from version ``from``), and its aggregate's
+    state at a version (``version``) or a moment (``at``), with the change each event made."""
     svc = _services(request)
     try:
         info = svc.store.stream_info(aggregate_id)
     except StreamNotFoundError:
         return _page(request, "missing.html", what=f"stream {aggregate_id}", status=404)
-    events = svc.store.read_stream(aggregate_id, limit=1000)
+    notice = None
     if at:
         try:
-            moment: datetime | None = parse_timestamp(at)
+            moment = parse_timestamp(at)
         except CronicaError:
-            moment = None
-        if moment is not None:
-            then = [e for e in events if e.timestamp <= moment]
-            version = then[-1].version if then else None
+            notice = f"{at!r} is not an RFC 3339 time: showing the latest version."
+        else:
+            then = svc.store.read_stream(aggregate_id, as_of=moment, backward=True, limit=1)
+            if then:
+                version = then[0].version
+            else:
+                notice = f"{aggregate_id} did not exist yet at {at}: its first version follows."
+                version = 1
     chosen = min(version or info.version, info.version)
     repository = _repository(svc, info.aggregate_type)
     state = before = None
     if repository is not None:
         state = _state(repository, aggregate_id, chosen)
         before = _state(repository, aggregate_id, chosen - 1) if chosen > 1 else {}
-    views = _rows(svc, events)
+    current = svc.store.read_stream(aggregate_id, from_version=chosen, to_version=chosen)
+    views = _rows(svc, svc.store.read_stream(aggregate_id, from_version=start, limit=EVENTS_PAGE))
+    later = start + EVENTS_PAGE if start + EVENTS_PAGE <= info.version else None
     return _page(
-        request, "stream.html", info=info, events=views, version=chosen,
+        request, "stream.html", info=info, events=views, version=chosen, notice=notice,
         state=None if state is None else {k: as_json(v) for k, v in sorted(state.items())},
         changes=[] if state is None else diff(before, state),
-        current=next((v for v in views if v.version == chosen), None),
-        title=aggregate_id,
+        current=_rows(svc, current)[0] if current else None, later=later,
+        earlier=max(1, start - EVENTS_PAGE) if start > 1 else None, title=aggregate_id,
     )  # fmt: skip
 
 
@@ -261,7 +289,7 @@ def _consumers(svc: Services) -> list[tuple[str, int, int]]:
     return [(str(n), int(p), svc.store.count_events(after=int(p))) for n, p in rows]
 
 
-@router.post("/projections/{name}/rebuild")
+@router.post("/projections/{name}/rebuild", dependencies=[SameOrigin])
 def rebuild(request: Request, name: str) -> RedirectResponse:
     actor = getattr(request.state, "actor", None) or "console"
     _services(request).catalog.request_rebuild(name, actor=actor, reason="console")
@@ -283,7 +311,7 @@ async def transfers_page(request: Request, after: str | None = None) -> HTMLResp
     return _page(request, "transfers.html", sagas=sagas, more=more, title="Transfers")
 
 
-@router.get("/transfers/{transfer_id}", response_class=HTMLResponse)
+@router.get("/transfers/{transfer_id:path}", response_class=HTMLResponse)
 def transfer_page(request: Request, transfer_id: str) -> HTMLResponse:
     svc = _services(request)
     try:
