@@ -293,5 +293,12 @@ def test_the_projections_page_shows_the_relays_lag(
         else:
             raise AssertionError(f"no relay row at position {position}: {text_of(page)}")
         assert "0 events" in text_of(page.split("Bus and relay")[1])
+        for _ in range(200):  # the handlers' and the saga's groups read the stream
+            groups = client.get("/ui/projections").text
+            if "saga-Transfer" in groups.split('id="bus-groups"')[-1]:
+                break
+            time.sleep(0.05)
+        shown = text_of(groups.split('id="bus-groups"')[1].split("</table>")[0])
+        assert "notifications" in shown and "saga-Transfer" in shown
     finally:
         redis.Redis.from_url(REDIS_URL).delete(key)

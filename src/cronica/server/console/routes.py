@@ -277,6 +277,7 @@ def projections_page(request: Request) -> HTMLResponse:
     return _page(
         request, "projections.html", projections=projection_status(svc.store, svc.read_models),
         relays=relay_status(svc.store, svc.read_models), consumers=_consumers(svc),
+        groups=_bus_groups(svc),
         head=svc.store.head_position(), title="Projections",
     )  # fmt: skip
 
@@ -287,6 +288,35 @@ def _consumers(svc: Services) -> list[tuple[str, int, int]]:
         return []
     rows = svc.read_models.query("SELECT group_name, position FROM cronica_consumers ORDER BY 1")
     return [(str(n), int(p), svc.store.count_events(after=int(p))) for n, p in rows]
+
+
+def _bus_groups(svc: Services) -> list[tuple[str, int, int, str]]:
+    """The Redis bus's consumer groups (``XINFO GROUPS``): name, entries not yet delivered to
+    the group (its lag), delivered but not acknowledged (pending), consumers."""
+    bus = None if svc.relay is None else svc.relay.bus
+    from cronica.bus.redis_streams import RedisStreamsBus
+
+    if not isinstance(bus, RedisStreamsBus):
+        return []
+    import redis
+
+    try:
+        found: Any = redis.Redis.from_url(bus.url, socket_timeout=2).xinfo_groups(bus.stream)
+    except redis.RedisError:  # the page still answers when Redis does not
+        return [("(Redis does not answer)", 0, 0, "")]
+    return [
+        (
+            _text(g["name"]),
+            int(g.get("lag") or 0),
+            int(g.get("pending") or 0),
+            str(g.get("consumers", "")),
+        )
+        for g in found
+    ]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @router.post("/projections/{name}/rebuild", dependencies=[SameOrigin])
