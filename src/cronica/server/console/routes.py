@@ -54,6 +54,7 @@ def _page(request: Request, name: str, *, status: int = 200, **context: Any) -> 
     context.setdefault("title", "cronica")
     context["keys_on"] = bool(request.app.state.keys)
     key = getattr(request.state, "key", None)
+    context["signed_in"] = key is not None
     context["can_rebuild"] = not context["keys_on"] or (key is not None and key.allows(ADMIN))
     return templates.TemplateResponse(request, name, context, status_code=status)
 
