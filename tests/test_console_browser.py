@@ -140,6 +140,8 @@ def test_transfers_and_erased_data_in_the_browser(serve: Callable[..., Server], 
         if httpx.get(f"{api}/transfers/{transfer_id}").json()["status"] != "pending":
             break
     page.goto(f"{api}/ui/transfers")
+    assert "compensated" in page.inner_text("table.sagas")
+    shot(page, "transfers")
     page.click(f"text={transfer_id}")
     page.wait_for_selector("text=debit: done, then compensated")
     shot(page, "transfer")
