@@ -373,3 +373,24 @@ def test_archive_files_carry_personal_data_encrypted_and_forgetting_reaches_them
     forget(store, "acc-1", reason="GDPR request")
     assert accounts.load("acc-1").owner == ERASED
     assert accounts.personal_data.decrypt(archived).data["owner"] == ERASED
+
+
+def test_a_file_that_does_not_read_back_as_written_removes_nothing(
+    sql_store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cronica.archive import archiver as archiver_module
+    from cronica.archive.files import write_events
+
+    store = sql_store
+    before = bank(store, accounts=2)
+
+    def short_write(path: Path, events: list[RecordedEvent]) -> str:
+        return write_events(path, events[:-1])  # a file missing the last event
+
+    monkeypatch.setattr(archiver_module, "write_events", short_write)
+    archiver = Archiver(store, tmp_path / "archive")
+    with pytest.raises(ArchiveFileError, match="does not read back"):
+        archiver.archive(EVERYTHING, actor="ops", reason="r")
+    assert store.status().events == 8 and archiver.batches() == []
+    for aggregate_id, events in before.items():
+        assert store.read_stream(aggregate_id) == events

@@ -302,3 +302,27 @@ def test_the_projections_page_shows_the_relays_lag(
         assert "notifications" in shown and "saga-Transfer" in shown
     finally:
         redis.Redis.from_url(REDIS_URL).delete(key)
+
+
+def test_a_rebuild_under_way_shows_its_progress(
+    store: EventStore, make_client: Callable[..., TestClient]
+) -> None:
+    from cronica.examples.bank_read_models import bank_projections
+    from cronica.projections import Projector
+
+    client = make_client(run_projector=False)  # this test moves the projector itself
+    for n in range(6):
+        open_account(client, f"acc-{n}")
+    read_models = client.app.state.services.read_models  # type: ignore[attr-defined]
+    with Projector(store, bank_projections(), read_models, batch_size=2) as projector:
+        projector.run_until_caught_up()
+        asked = client.post("/ui/projections/accounts/rebuild", follow_redirects=False)
+        assert asked.status_code == 303
+        projector.run_once()  # the rebuild starts and takes its first 2 events
+        page = client.get("/ui/projections").text
+        row = page.split('id="projection-accounts"')[1].split("</tr>")[0]
+        assert "<progress" in row and "(2 of 6)" in text_of(row)
+        assert "Rebuild</button>" in row and "disabled" in row  # not twice at once
+        projector.run_until_caught_up()
+        row = client.get("/ui/projections").text.split('id="projection-accounts"')[1]
+        assert "generation 2" in text_of(row.split("</tr>")[0])
