@@ -121,7 +121,7 @@ def _list(archiver: Archiver, as_json: bool) -> None:
             typer.echo(f"{b.batch}: {b.events} events, {b.streams} streams, {b.file}")
         typer.echo(f"{len(batches)} batch{'es' if len(batches) != 1 else ''}")
         for orphan in archiver.orphans():
-            typer.echo(f"not in any batch (safe to delete): {orphan}")
+            typer.echo(f"in no batch of this store (check before deleting): {orphan}")
     if problems:
         for problem in problems:
             typer.echo(problem, err=True)

@@ -30,22 +30,24 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cronica import _json
 from cronica.archive.files import (
     ArchiveFileError,
     check_file,
     read_events,
-    sha256_of,
     write_events,
     write_manifest,
 )
 from cronica.errors import CronicaError, InvalidInputError, StoreError
 from cronica.events import RecordedEvent
+from cronica.readmodels.sqlite import empty_wal
 from cronica.store._archive_rows import ArchiveBatch, ArchivedStream
 from cronica.store.base import EventStore
 
@@ -179,7 +181,7 @@ class Archiver:
             if hot:
                 events += hot
                 parts.append(
-                    ArchivedStream(aggregate_id, batch, hot[0].version, hot[-1].version, len(hot))
+                    ArchivedStream(aggregate_id, hot[0].version, hot[-1].version, len(hot))
                 )
         if not events:
             return ArchiveReport(None, None, None, 0, 0)
@@ -194,7 +196,7 @@ class Archiver:
         path = self.directory / f"{batch}.parquet"
         digest = write_events(path, events)
         # Verified before anything is removed: the file holds exactly what was read.
-        if _canonical(read_events(path)) != _canonical(events) or sha256_of(path) != digest:
+        if _canonical(read_events(path)) != _canonical(events):
             path.unlink(missing_ok=True)
             raise ArchiveFileError(f"archive file {path} does not read back as written")
         archived_at = self.clock()
@@ -210,7 +212,7 @@ class Archiver:
                      "toVersion": p.last_version, "events": p.events}
                     for p in parts
                 ],
-                "positions": [min(e.position for e in events), max(e.position for e in events)],
+                "positions": [min(e.position for e in events), top],
                 "archivedAt": archived_at.isoformat(),
                 "actor": actor,
                 "reason": reason,
@@ -275,7 +277,7 @@ class Archiver:
             tx.executemany(
                 "INSERT INTO cronica_archived_streams (aggregate_id, batch, first_version,"
                 " last_version, events) VALUES (?, ?, ?, ?, ?)",
-                [(p.aggregate_id, p.batch, p.first_version, p.last_version, p.events)
+                [(p.aggregate_id, batch.batch, p.first_version, p.last_version, p.events)
                  for p in parts],
             )  # fmt: skip
 
@@ -321,8 +323,9 @@ class Archiver:
                 for e in read_events(file, list(wanted))
                 if wanted[e.aggregate_id][0] <= e.version <= wanted[e.aggregate_id][1]
             ]
+            counts = Counter(e.aggregate_id for e in events)
             for aggregate_id, (_, _, count) in wanted.items():
-                found = sum(1 for e in events if e.aggregate_id == aggregate_id)
+                found = counts[aggregate_id]
                 if found != count:
                     raise ArchiveFileError(
                         f"archive file {file} holds {found} events of {aggregate_id!r},"
@@ -339,11 +342,16 @@ class Archiver:
     def _commit_restore(self, batch: str, events: list[RecordedEvent], ids: list[str]) -> bool:
         """Insert the events and drop their index rows in one transaction; True when the batch
         has nothing archived left (its row is gone too)."""
-        insert, row = _restore_sql(self.db.dialect)
+        rows = [
+            (e.position, str(e.event_id), e.aggregate_id, e.aggregate_type, e.event_type,
+             e.version, _json.dumps(e.data).decode(), _json.dumps(e.metadata).decode(),
+             self._moment(e.timestamp))
+            for e in events
+        ]  # fmt: skip
         with self.db.transaction() as tx:
             if self.db.dialect == "postgresql":  # the files go once this is on disk
                 tx.execute("SET LOCAL synchronous_commit = on")
-            tx.executemany(insert, [row(e) for e in events])
+            tx.executemany(_RESTORE_SQL[self.db.dialect], rows)
             tx.executemany(
                 "DELETE FROM cronica_archived_streams WHERE batch = ? AND aggregate_id = ?",
                 [(batch, aggregate_id) for aggregate_id in ids],
@@ -352,8 +360,9 @@ class Archiver:
                             [batch])  # fmt: skip
             if not left:
                 tx.execute("DELETE FROM cronica_archive_batches WHERE batch = ?", [batch])
-        if self.db.dialect == "sqlite":  # WAL commits reach the disk at a checkpoint
-            self.db.query("PRAGMA wal_checkpoint(FULL)")
+        if self.db.dialect == "sqlite" and not empty_wal(self.db):
+            # WAL commits reach the disk at a checkpoint: until one is done, keep the files.
+            return False
         return not left
 
     # -- looking -----------------------------------------------------------------------------------
@@ -406,31 +415,14 @@ _PARTS_SQL = (
 )
 
 
-def _restore_sql(dialect: str) -> tuple[str, Callable[[RecordedEvent], tuple[Any, ...]]]:
-    import orjson
-
-    if dialect == "sqlite":
-        from cronica.store.sqlite import _iso
-
-        sql = (
-            "INSERT INTO events (position, event_id, aggregate_id, aggregate_type, event_type,"
-            " event_version, event_data, metadata, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        return sql, lambda e: (
-            e.position, str(e.event_id), e.aggregate_id, e.aggregate_type, e.event_type,
-            e.version, orjson.dumps(e.data).decode(), orjson.dumps(e.metadata).decode(),
-            _iso(e.timestamp),
-        )  # fmt: skip
-    sql = (
-        "INSERT INTO events (position, event_id, aggregate_id, aggregate_type, event_type,"
-        " event_version, event_data, metadata, timestamp)"
-        " VALUES (?, ?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?)"
-    )
-    return sql, lambda e: (
-        e.position, str(e.event_id), e.aggregate_id, e.aggregate_type, e.event_type,
-        e.version, orjson.dumps(e.data).decode(), orjson.dumps(e.metadata).decode(),
-        e.timestamp,
-    )  # fmt: skip
+_RESTORE_SQL = {
+    "sqlite": "INSERT INTO events (position, event_id, aggregate_id, aggregate_type, event_type,"
+    " event_version, event_data, metadata, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "postgresql": "INSERT INTO events (position, event_id, aggregate_id, aggregate_type,"
+    " event_type, event_version, event_data, metadata, timestamp)"
+    " VALUES (?, ?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?)",
+}
+"""Putting restored events back, as each dialect's events table takes them."""
 
 
 def _canonical(events: Sequence[RecordedEvent]) -> list[tuple[Any, ...]]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import os
 import secrets
 import threading
@@ -44,10 +43,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cronica.errors import CronicaError, InvalidInputError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
+from cronica.readmodels.sqlite import empty_wal
 
 __all__ = ["MASTER_KEY_VARIABLE", "SubjectForgottenError", "SubjectKeys", "master_key_from"]
-
-log = logging.getLogger("cronica.privacy")
 
 MASTER_KEY_VARIABLE = "CRONICA_MASTER_KEY"
 """The environment variable holding the master key (32 bytes, standard base64)."""
@@ -369,19 +367,6 @@ class SubjectKeys:
             raise InvalidInputError(
                 f"the key of subject {subject_id!r} does not open with this master key"
             ) from exc
-
-
-def empty_wal(db: ReadModelDatabase, attempts: int = 20) -> bool:
-    """Copy a SQLite database's write-ahead log into its file and empty it, so that what was
-    deleted securely leaves no copy in the log; retried while readers hold the log. False
-    (and a warning) when it could not be done now: the log is emptied at a later checkpoint."""
-    for attempt in range(attempts):
-        busy = db.query("PRAGMA wal_checkpoint(TRUNCATE)")[0][0]
-        if not busy:
-            return True
-        time.sleep(0.005 * (attempt + 1))
-    log.warning("the write-ahead log could not be emptied now: readers hold it")
-    return False
 
 
 def _now() -> str:

@@ -36,7 +36,7 @@ from cronica.errors import (
 from cronica.events import RecordedEvent
 from cronica.privacy.cipher import PersonalData, any_sealed
 from cronica.privacy.erasure import ERASURE_EVENT
-from cronica.privacy.keys import SubjectKeys, empty_wal
+from cronica.privacy.keys import SubjectKeys
 from cronica.projections.base import Projection, ProjectionWriter, check_distinct
 from cronica.projections.catalog import (
     CATCHING_UP,
@@ -55,6 +55,7 @@ from cronica.projections.generations import (
 )
 from cronica.readmodels import read_models_for
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
+from cronica.readmodels.sqlite import empty_wal
 from cronica.store.base import EventStore
 
 log = logging.getLogger("cronica.projections")

@@ -10,6 +10,7 @@ read model rolls back to an earlier consistent point and the projector redoes th
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import queue
 import shutil
@@ -23,6 +24,8 @@ from typing import Any
 
 from cronica.errors import ReadModelError, ReadModelUnavailableError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction, Row
+
+log = logging.getLogger("cronica.readmodels")
 
 
 def _translate(exc: sqlite3.Error) -> ReadModelError:
@@ -192,3 +195,16 @@ class SQLiteReadModels(ReadModelDatabase):
                 conn.close()
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def empty_wal(db: ReadModelDatabase, attempts: int = 20) -> bool:
+    """Copy a SQLite database's write-ahead log into its file and empty it, so that what was
+    deleted securely leaves no copy in the log; retried while readers hold the log. False
+    (and a warning) when it could not be done now: the log is emptied at a later checkpoint."""
+    for attempt in range(attempts):
+        busy = db.query("PRAGMA wal_checkpoint(TRUNCATE)")[0][0]
+        if not busy:
+            return True
+        time.sleep(0.005 * (attempt + 1))
+    log.warning("the write-ahead log could not be emptied now: readers hold it")
+    return False

@@ -28,10 +28,10 @@ from cronica.examples.bank_read_models import bank_projections
 from cronica.examples.transfers import Transfer, transfer_steps
 from cronica.privacy.cipher import PersonalData, any_sealed
 from cronica.privacy.erasure import Erasure, forget
-from cronica.privacy.keys import empty_wal
 from cronica.projections import Catalog, Projector
 from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase, Row
+from cronica.readmodels.sqlite import empty_wal
 from cronica.relay import Relay
 from cronica.repository import Repository
 from cronica.sagas import DELIVERY_ATTEMPTS, SagaRunner, Sagas

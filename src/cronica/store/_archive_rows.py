@@ -26,10 +26,9 @@ class ArchiveBatch:
 
 @dataclass(frozen=True, slots=True)
 class ArchivedStream:
-    """The versions ``first_version`` to ``last_version`` of a stream, archived in ``batch``."""
+    """The versions ``first_version`` to ``last_version`` of a stream, archived together."""
 
     aggregate_id: str
-    batch: str
     first_version: int
     last_version: int
     events: int

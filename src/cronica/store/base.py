@@ -328,18 +328,13 @@ class EventStore(Closing, abc.ABC):
         # Beyond what a database integer holds, a bound is the same as no bound.
         to_version = None if to_version is not None and to_version >= MAX_VERSION else to_version
         limit = None if limit is not None and limit >= MAX_POSITION else limit
-        if not self.supports_archiving:
-            events = self._read_stream(
-                aggregate_id, from_version, to_version, as_of, backward, limit
+        events, archived = self._read_stream_flagged(
+            aggregate_id, from_version, to_version, as_of, backward, limit
+        )
+        if archived and _may_lack_archived(events, from_version, backward, limit):
+            events = self._with_archived(
+                aggregate_id, events, from_version, to_version, as_of, backward, limit
             )
-        else:
-            events, archived = self._read_stream_flagged(
-                aggregate_id, from_version, to_version, as_of, backward, limit
-            )
-            if archived and _may_lack_archived(events, from_version, backward, limit):
-                events = self._with_archived(
-                    aggregate_id, events, from_version, to_version, as_of, backward, limit
-                )
         return events if self._upcasters is None else self._upcasters.upcast_all(events)
 
     def _read_stream_flagged(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import uuid
 from collections.abc import Sequence
@@ -155,9 +156,9 @@ class MemoryEventStore(EventStore):
 
     def _read_recent(self, limit: int, event_types: tuple[str, ...] | None) -> list[RecordedEvent]:
         with self._lock:
-            newest = self._log[::-1]
-        chosen = [e for e in newest if event_types is None or e.event_type in event_types]
-        return chosen[:limit]
+            chosen = (e for e in reversed(self._log) if event_types is None
+                      or e.event_type in event_types)  # fmt: skip
+            return list(itertools.islice(chosen, limit))
 
     def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
         with self._lock:

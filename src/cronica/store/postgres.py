@@ -62,8 +62,8 @@ _EVENT_COLUMNS = (
     "event_data, coalesce(metadata, '{}'::jsonb)"
 )
 _ARCHIVED_MARK_SQL = (
-    "SELECT NULL::uuid, NULL, NULL, NULL, -1, NULL::bigint, NULL::timestamptz, NULL::jsonb,"
-    " NULL::jsonb FROM cronica_archived_streams WHERE aggregate_id = %s LIMIT 1"
+    f"SELECT NULL::uuid, NULL, NULL, NULL, {ARCHIVED_MARK}, NULL::bigint, NULL::timestamptz,"
+    " NULL::jsonb, NULL::jsonb FROM cronica_archived_streams WHERE aggregate_id = %s LIMIT 1"
 )
 _APPEND_SQL = (
     "SELECT * FROM cronica_append(%b::text[], %b::text[], %b::bigint[], %b::int[], %b::int[],"

@@ -64,8 +64,8 @@ _EVENT_COLUMNS = (
 
 
 _ARCHIVED_MARK_SQL = (
-    "SELECT NULL, NULL, NULL, NULL, -1, NULL, NULL, NULL, NULL FROM cronica_archived_streams"
-    " WHERE aggregate_id = ? LIMIT 1"
+    f"SELECT NULL, NULL, NULL, NULL, {ARCHIVED_MARK}, NULL, NULL, NULL, NULL"
+    " FROM cronica_archived_streams WHERE aggregate_id = ? LIMIT 1"
 )
 _ARCHIVED_PARTS_SQL = (
     "SELECT b.file, s.first_version, s.last_version FROM cronica_archived_streams s"
