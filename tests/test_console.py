@@ -161,7 +161,12 @@ def test_projections_show_their_lag_and_a_rebuild_can_be_asked_for(
     page = text_of(client.get("/ui/projections").text)
     for name in ("accounts", "transactions", "active_accounts"):
         assert name in page
-    assert "consumer group" in page
+    for _ in range(200):  # the handlers' and the saga's consumer groups read the log
+        page = text_of(client.get("/ui/projections").text)
+        if "saga-Transfer" in page:
+            break
+        time.sleep(0.05)
+    assert "notifications" in page and "saga-Transfer" in page
     asked = client.post("/ui/projections/accounts/rebuild", follow_redirects=False)
     assert asked.status_code == 303 and asked.headers["location"] == "/ui/projections"
     for _ in range(200):  # the projector takes the request up and switches generations
@@ -268,6 +273,8 @@ def test_the_live_log_sends_new_events_as_rows(
                     assert "DepositMade" in line and "7.00" in line
                     assert '<tr id="event-' in line
                     break
+            else:
+                pytest.fail("the live log closed without sending a row")
 
 
 def test_the_projections_page_shows_the_relays_lag(

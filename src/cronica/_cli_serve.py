@@ -157,7 +157,7 @@ def serve(
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _stopped)
     if workers == 1:
-        config = uvicorn.Config(create_app(settings), **options)
+        config = uvicorn.Config(create_app(settings, keys=keys), **options)
         uvicorn.Server(config).run(sockets=[listening])
         return
     # Several processes share the socket; each builds its app from the settings passed

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from cronica._background import BackgroundLoop
 from cronica.audit import Audit, audit_context, current_audit
@@ -48,7 +48,7 @@ from cronica.errors import (
     LeaseLostError,
     StoreError,
 )
-from cronica.events import RecordedEvent
+from cronica.events import RecordedEvent, parse_timestamp
 from cronica.readmodels.base import ReadModelDatabase
 from cronica.repository import CommandResult, Repository, stored_run
 from cronica.sagas.state import Saga, SagaStarted, saga_events
@@ -96,6 +96,10 @@ class _Stalled(Exception):  # noqa: N818 (a signal inside the runner, not an err
         self.version = version
         self.deadline = deadline
         self.cause = cause
+
+
+ENDINGS: Final = frozenset({"SagaCompleted", "SagaFailed", "SagaCompensated"})
+"""The event types that end a saga."""
 
 
 class StepFailedError(CronicaError):
@@ -209,10 +213,10 @@ class SagaRunner(BackgroundLoop, Generic[S]):
 
     def handle(self, event: RecordedEvent) -> None:
         """The event handler: an event of one of this runner's sagas moves that saga on."""
-        if event.aggregate_type != self.saga_type:
-            return
+        if event.aggregate_type != self.saga_type or event.event_type in ENDINGS:
+            return  # an ending moves nothing on: the saga is finished
         if event.event_type == "SagaStarted" and event.data.get("deadline"):
-            deadline = _parse(event.data["deadline"])
+            deadline = parse_timestamp(event.data["deadline"])
             self._set_timer(event.aggregate_id, deadline, 0, event.version, keep=True)
         self.drive(event.aggregate_id)
 
@@ -437,8 +441,3 @@ def _position(result: object) -> int | None:
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _parse(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

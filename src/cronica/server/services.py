@@ -28,7 +28,7 @@ from cronica.examples.bank_read_models import bank_projections
 from cronica.examples.transfers import Transfer, transfer_steps
 from cronica.privacy.cipher import PersonalData, any_sealed
 from cronica.privacy.erasure import Erasure, forget
-from cronica.projections import Catalog, Projector
+from cronica.projections import Projector
 from cronica.readmodels import connect_read_models, read_models_for
 from cronica.readmodels.base import ReadModelDatabase, Row
 from cronica.readmodels.sqlite import empty_wal
@@ -70,7 +70,7 @@ class Services:
                 {} if settings.batch_size is None else {"batch_size": settings.batch_size}
             )
             self.projector = Projector(self.store, bank_projections(), self.read_models, **batching)
-            self.catalog = Catalog(self.read_models)
+            self.catalog = self.projector.catalog
             self.relay: Relay | None = None
             if settings.bus is not None:
                 self.relay = Relay(

@@ -17,14 +17,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from cronica.aggregates import Aggregate
-from cronica.errors import CronicaError, StreamNotFoundError
+from cronica.errors import AggregateTypeMismatchError, CronicaError, StreamNotFoundError
 from cronica.events import RecordedEvent, parse_timestamp
 from cronica.projections import projection_status
 from cronica.relay import relay_status
 from cronica.repository import Repository
-from cronica.server.auth import ADMIN, KEY_COOKIE, KeyRing
+from cronica.server.auth import ADMIN, KEY_COOKIE, KeyRing, require
 from cronica.server.console.views import EventView, as_json, diff
 from cronica.server.errors import HTTPError
+from cronica.server.routes_store import services
 from cronica.server.services import Services
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -43,11 +44,6 @@ PAGE = 100
 """Events or streams on one page."""
 EVENTS_PAGE = 500
 """A stream's events on one page."""
-
-
-def _services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
 
 
 def _page(request: Request, name: str, *, status: int = 200, **context: Any) -> HTMLResponse:
@@ -122,7 +118,7 @@ def home() -> RedirectResponse:
 def log_page(
     request: Request, event_type: Annotated[str | None, Query(alias="eventType")] = None
 ) -> HTMLResponse:
-    svc = _services(request)
+    svc = services(request)
     types = [event_type] if event_type else None
     newest = svc.store.read_recent(PAGE, types)
     # The live rows follow on from the newest readable event of the whole log.
@@ -141,7 +137,7 @@ async def log_live(
     event_type: Annotated[str | None, Query(alias="eventType")] = None,
 ) -> StreamingResponse:
     """Server-sent events, each a rendered row of the log page, newest as they commit."""
-    svc = _services(request)
+    svc = services(request)
     row = templates.env.get_template("_event_row.html")
 
     async def rows() -> AsyncIterator[bytes]:
@@ -179,7 +175,7 @@ def streams_page(
 ) -> HTMLResponse:
     """Streams whose id starts with ``q``, of a type; or, by event type, the streams whose
     latest events include that type."""
-    svc = _services(request)
+    svc = services(request)
     if event_type:
         seen: dict[str, str] = {}
         for event in svc.store.read_recent(PAGE * 10, [event_type]):
@@ -228,7 +224,7 @@ def stream_page(
 ) -> HTMLResponse:
     """A stream's events (``EVENTS_PAGE`` at a time from version ``from``), and its aggregate's
     state at a version (``version``) or a moment (``at``), with the change each event made."""
-    svc = _services(request)
+    svc = services(request)
     try:
         info = svc.store.stream_info(aggregate_id)
     except StreamNotFoundError:
@@ -274,7 +270,7 @@ def _state(repository: Repository[Any], aggregate_id: str, version: int) -> dict
 
 @router.get("/projections", response_class=HTMLResponse)
 def projections_page(request: Request) -> HTMLResponse:
-    svc = _services(request)
+    svc = services(request)
     return _page(
         request, "projections.html", projections=projection_status(svc.store, svc.read_models),
         relays=relay_status(svc.store, svc.read_models), consumers=_consumers(svc),
@@ -302,7 +298,8 @@ def _bus_groups(svc: Services) -> list[tuple[str, int, int, str]]:
     import redis
 
     try:
-        found: Any = redis.Redis.from_url(bus.url, socket_timeout=2).xinfo_groups(bus.stream)
+        with redis.Redis.from_url(bus.url, socket_timeout=2) as client:
+            found: Any = client.xinfo_groups(bus.stream)
     except redis.RedisError:  # the page still answers when Redis does not
         return [("(Redis does not answer)", 0, 0, "")]
     return [
@@ -320,10 +317,10 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-@router.post("/projections/{name}/rebuild", dependencies=[SameOrigin])
+@router.post("/projections/{name}/rebuild", dependencies=[SameOrigin, Depends(require(ADMIN))])
 def rebuild(request: Request, name: str) -> RedirectResponse:
     actor = getattr(request.state, "actor", None) or "console"
-    _services(request).catalog.request_rebuild(name, actor=actor, reason="console")
+    services(request).catalog.request_rebuild(name, actor=actor, reason="console")
     return RedirectResponse("/ui/projections", status_code=303)
 
 
@@ -332,7 +329,7 @@ def rebuild(request: Request, name: str) -> RedirectResponse:
 
 @router.get("/transfers", response_class=HTMLResponse)
 async def transfers_page(request: Request, after: str | None = None) -> HTMLResponse:
-    svc = _services(request)
+    svc = services(request)
     kind = svc.transfers.repository.aggregate_class.aggregate_type
     streams = await run_in_threadpool(svc.store.list_streams, kind, after, PAGE + 1)
     sagas = await asyncio.gather(
@@ -344,10 +341,10 @@ async def transfers_page(request: Request, after: str | None = None) -> HTMLResp
 
 @router.get("/transfers/{transfer_id:path}", response_class=HTMLResponse)
 def transfer_page(request: Request, transfer_id: str) -> HTMLResponse:
-    svc = _services(request)
+    svc = services(request)
     try:
         saga = svc.transfers.get(transfer_id)
-    except (StreamNotFoundError, CronicaError):
+    except (StreamNotFoundError, AggregateTypeMismatchError):
         return _page(request, "missing.html", what=f"transfer {transfer_id}", status=404)
     events = _rows(svc, svc.store.read_stream(transfer_id, limit=1000))
     return _page(request, "transfer.html", saga=saga, events=events, title=transfer_id)
