@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from cronica.errors import ConcurrencyError, InvalidInputError, StreamNotFoundError
 from cronica.events import NO_STREAM, AppendResult, NewEvent, RecordedEvent
-from cronica.privacy.cipher import PersonalData
+from cronica.privacy.cipher import PersonalData, readable
 from cronica.store.base import EventStore
 
 ACCOUNT_ID = "acc_12345"
@@ -129,7 +129,7 @@ def personal_data(store: EventStore) -> PersonalData:
 
 def read(store: EventStore, account_id: str, as_of: datetime | None = None) -> list[RecordedEvent]:
     """The account's events (as they were at ``as_of``), the owner decrypted."""
-    return personal_data(store).decrypt_all(store.read_stream(account_id, as_of=as_of))
+    return readable(store.read_stream(account_id, as_of=as_of), store.subject_keys)
 
 
 def open_account(store: EventStore, account_id: str, owner: str, audit: Audit) -> AppendResult:

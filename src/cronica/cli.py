@@ -39,7 +39,7 @@ from cronica.events import (
     format_timestamp,
     parse_timestamp,
 )
-from cronica.privacy.cipher import PersonalData, any_sealed
+from cronica.privacy.cipher import readable
 from cronica.store.base import EventStore, StoreStatus
 from cronica.upcasting import Upcasters
 
@@ -560,7 +560,7 @@ def read(
             aggregate_id, from_version or 1, to_version, moment, backward, limit
         )
         if not sealed:
-            events = _decrypted(store, events)
+            events = readable(events, store.subject_keys)
     _print_events(events, as_json, title=f"stream {aggregate_id}", with_stream=False)
 
 
@@ -602,13 +602,6 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _decrypted(store: EventStore, events: list[RecordedEvent]) -> list[RecordedEvent]:
-    """The events with their personal data decrypted by the store's subject keys."""
-    if not any_sealed(events):
-        return events
-    return PersonalData(store.subject_keys()).decrypt_all(events)
-
-
 def _print_log(
     store: EventStore, query: _LogQuery, as_json: bool, interval: float | None, sealed: bool
 ) -> None:
@@ -618,7 +611,7 @@ def _print_log(
         for page in _log_pages(store, query, interval):
             printed = True
             if not sealed:
-                page = _decrypted(store, page)
+                page = readable(page, store.subject_keys)
             if as_json:
                 _print_events(page, as_json=True)
             elif following:

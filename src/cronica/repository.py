@@ -243,11 +243,11 @@ class Repository(Generic[A]):
         """The stored snapshot if it can start this load, and whether it is stale (to replace)."""
         if self.snapshots is None:
             return None, False
-        if (version is not None or as_of is not None) and self.seals_personal_data:
-            # A past state kept in memory may hold personal data erased since (the erasure
-            # comes after the version asked for): a past state is read from the events.
-            return None, False
-        if aggregate_id in self._cache:
+        # A state kept in memory may hold personal data erased since, when the erasure comes
+        # after the version asked for: a past state starts from the stored snapshot only,
+        # which is sealed and opens only while the subject's keys exist.
+        from_memory = not self.seals_personal_data or (version is None and as_of is None)
+        if from_memory and aggregate_id in self._cache:
             snapshot = self._cache[aggregate_id]
         else:
             try:
@@ -255,7 +255,8 @@ class Repository(Generic[A]):
             except CronicaError as exc:  # a cache: fall back to the events
                 log.warning("snapshot of %s unreadable, loading from events: %s", aggregate_id, exc)
                 return None, False
-            self._remember(aggregate_id, snapshot)
+            if from_memory:
+                self._remember(aggregate_id, snapshot)
         if snapshot is None:
             return None, False
         if (
@@ -342,8 +343,12 @@ class Repository(Generic[A]):
             raise InvalidInputError(
                 f"snapshots are off for {self.aggregate_class.__name__} (snapshot_every=None)"
             )
-        aggregate = self.load(aggregate_id)
-        snapshot = self._snapshot_of(aggregate, None)
+        return self._store_snapshot(self.load(aggregate_id), None)
+
+    def _store_snapshot(self, aggregate: A, timestamp: datetime | None) -> Snapshot:
+        """Store (sealed when it must be) and remember a snapshot of the aggregate now."""
+        assert self.snapshots is not None
+        snapshot = self._snapshot_of(aggregate, timestamp)
         self.snapshots.save(self._sealed(snapshot, aggregate.data_subject))
         self._remember(aggregate.id, snapshot)
         return snapshot
@@ -367,9 +372,7 @@ class Repository(Generic[A]):
         if self.snapshots is None:
             return
         try:
-            snapshot = self._snapshot_of(aggregate, timestamp)
-            self.snapshots.save(self._sealed(snapshot, aggregate.data_subject))
-            self._remember(aggregate.id, snapshot)
+            self._store_snapshot(aggregate, timestamp)
         except SubjectForgottenError:
             # Nothing of theirs may be sealed again; their aggregate loads from its events.
             log.debug("no snapshot of %s: its data subject was forgotten", aggregate.id)
@@ -463,9 +466,7 @@ class Repository(Generic[A]):
             command(aggregate)
             return self.save(aggregate, audit=audit, idempotency_key=idempotency_key)
         except CronicaError:
-            earlier = (
-                None if idempotency_key is None else self.earlier_run(aggregate_id, idempotency_key)
-            )
+            earlier = self._earlier(aggregate_id, idempotency_key)
             if earlier is None:
                 raise
             return earlier
@@ -503,30 +504,33 @@ class Repository(Generic[A]):
             try:
                 aggregate = self.load(aggregate_id)
             except StreamNotFoundError:
-                if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                if earlier := self._earlier(aggregate_id, key):
                     return earlier
                 raise
-            if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+            if earlier := self._earlier(aggregate_id, key):
                 return earlier
             try:
                 command(aggregate)
             except Exception:
-                if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                if earlier := self._earlier(aggregate_id, key):
                     return earlier  # refused only because a racing run got there first
                 raise
             try:
                 return self.save(aggregate, audit=audit, idempotency_key=key)
             except DuplicateEventError:
-                if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                if earlier := self._earlier(aggregate_id, key):
                     return earlier  # a racing run of this very command stored it first
                 raise
             except ConcurrencyError:
                 if attempt >= retries:
-                    if key is not None and (earlier := self.earlier_run(aggregate_id, key)):
+                    if earlier := self._earlier(aggregate_id, key):
                         return earlier
                     raise
                 attempt += 1
                 log.info("%s changed meanwhile; running the command again", aggregate_id)
+
+    def _earlier(self, aggregate_id: str, key: str | None) -> CommandResult[A] | None:
+        return None if key is None else self.earlier_run(aggregate_id, key)
 
     def earlier_run(self, aggregate_id: str, idempotency_key: str) -> CommandResult[A] | None:
         """What the command with ``idempotency_key`` wrote to ``aggregate_id`` when it ran, or

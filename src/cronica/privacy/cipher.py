@@ -34,7 +34,7 @@ import binascii
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -45,7 +45,7 @@ from cronica.event_types import ERASED_PLACEHOLDER
 from cronica.events import NewEvent, RecordedEvent
 from cronica.privacy.keys import SubjectKeys
 
-__all__ = ["ERASED", "PREFIX", "SUBJECT_KEY", "PersonalData", "any_sealed", "is_sealed"]
+__all__ = ["ERASED", "PREFIX", "SUBJECT_KEY", "PersonalData", "any_sealed", "is_sealed", "readable"]
 
 log = logging.getLogger("cronica.privacy")
 
@@ -97,13 +97,16 @@ class PersonalData:
         metadata = {**event.metadata, SUBJECT_KEY: subject_id}
         return NewEvent(event.event_type, data, metadata, event.event_id)
 
-    def decrypt(self, event: RecordedEvent, *, strict: bool = True) -> RecordedEvent:
+    def decrypt(
+        self, event: RecordedEvent, *, strict: bool = True, fetch: bool = True
+    ) -> RecordedEvent:
         """The event with its encrypted values decrypted, or :data:`ERASED` where the key is
         gone. A value that claims to be encrypted but does not open (tampered with, moved from
         another event, or plain text that only looks encrypted) is an ``InvalidEventDataError``;
-        with ``strict=False`` it is left as stored and logged instead."""
+        with ``strict=False`` it is left as stored and logged instead. ``fetch=False``: the keys
+        were just read (:meth:`SubjectKeys.prefetch`), one missing is gone."""
         data = event.data
-        sealed = [n for n, v in data.items() if type(v) is str and v.startswith(PREFIX)]
+        sealed = [n for n, v in data.items() if is_sealed(v)]
         if not sealed:
             return event
         subject_id = event.metadata.get(SUBJECT_KEY)
@@ -114,7 +117,7 @@ class PersonalData:
                     raise InvalidEventDataError(
                         f"event {event.event_id} has personal data but no subject"
                     )
-                value = self._open(subject_id, data[name], _bound(event.event_id, name))
+                value = self._open(subject_id, data[name], _bound(event.event_id, name), fetch)
             except InvalidEventDataError as exc:
                 if strict:
                     raise
@@ -128,18 +131,19 @@ class PersonalData:
         in one query; the page itself when none holds personal data (the common case costs a
         look at each event's values). Not strict (see :meth:`decrypt`): a reader of the log
         (a projector, the API) does not stop at a value that does not open."""
-        sealed = [
-            i
-            for i, event in enumerate(events)
-            if any(type(v) is str and v.startswith(PREFIX) for v in event.data.values())
-        ]
+        sealed = [i for i, event in enumerate(events) if any(map(is_sealed, event.data.values()))]
         if not sealed:
             return events
-        subjects = {events[i].metadata.get(SUBJECT_KEY) for i in sealed}
-        self.keys.prefetch(s for s in subjects if isinstance(s, str))
+        self.keys.prefetch(
+            (subject, _key_id(value))
+            for i in sealed
+            if isinstance(subject := events[i].metadata.get(SUBJECT_KEY), str)
+            for value in events[i].data.values()
+            if is_sealed(value)
+        )
         out = list(events)
         for i in sealed:
-            out[i] = self.decrypt(events[i], strict=False)
+            out[i] = self.decrypt(events[i], strict=False, fetch=False)
         return out
 
     # -- single values ---------------------------------------------------------------------------
@@ -159,13 +163,13 @@ class PersonalData:
         value = self._open(subject_id, text, bound)
         return (False, None) if value is _GONE else (True, value)
 
-    def _open(self, subject_id: str, text: str, bound: str) -> Any:
+    def _open(self, subject_id: str, text: str, bound: str, fetch: bool = True) -> Any:
         try:
             key_id, payload = text[len(PREFIX) :].split(":", 1)
             raw = base64.urlsafe_b64decode(payload)
         except (ValueError, binascii.Error) as exc:
             raise InvalidEventDataError(f"{bound}: not a valid ciphertext") from exc
-        found = self.keys.sealer(subject_id, key_id)
+        found = self.keys.sealer(subject_id, key_id, fetch=fetch)
         if found is None:
             return _GONE
         try:
@@ -177,6 +181,17 @@ class PersonalData:
 
 _GONE: Final = object()
 """What opening a value whose key was destroyed gives."""
+
+
+def _key_id(value: str) -> str:
+    return value[len(PREFIX) :].split(":", 1)[0]
+
+
+def readable(events: list[RecordedEvent], keys: Callable[[], SubjectKeys]) -> list[RecordedEvent]:
+    """``events`` with their personal data decrypted (not strictly: see
+    :meth:`PersonalData.decrypt`), the keys from ``keys()``, asked for only when something is
+    encrypted (so a store that never held personal data gets no key table)."""
+    return PersonalData(keys()).decrypt_all(events) if any_sealed(events) else events
 
 
 def any_sealed(events: list[RecordedEvent]) -> bool:

@@ -123,7 +123,6 @@ class SubjectKeys:
         self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str], tuple[float, bytes, AESGCM]] = {}
         self._active: dict[str, tuple[float, str, bytes, AESGCM]] = {}
-        self._fetched: dict[str, float] = {}  # subject -> until when its keys read are fresh
         self._lock = threading.Lock()
         with db.transaction() as tx:
             for ddl in KEYS_DDL:
@@ -171,21 +170,29 @@ class SubjectKeys:
         found = self.sealer(subject_id, key_id)
         return None if found is None else found[0]
 
-    def sealer(self, subject_id: str, key_id: str) -> tuple[bytes, AESGCM] | None:
-        """:meth:`key` with the key's cipher, made once per cached key."""
+    def sealer(
+        self, subject_id: str, key_id: str, *, fetch: bool = True
+    ) -> tuple[bytes, AESGCM] | None:
+        """:meth:`key` with the key's cipher, made once per cached key. A key not in memory is
+        asked for (never assumed missing), unless ``fetch`` is off because :meth:`prefetch`
+        has just asked."""
         cached = self._cache.get((subject_id, key_id))
         if cached is not None and cached[0] > time.monotonic():
             return cached[1], cached[2]
-        self._fetch([subject_id])  # not in memory: ask (a key is never assumed missing)
+        if not fetch:
+            return None
+        self._fetch([subject_id])
         cached = self._cache.get((subject_id, key_id))
         return None if cached is None else (cached[1], cached[2])
 
-    def prefetch(self, subject_ids: Iterable[str]) -> None:
-        """Read into memory the keys of those subjects not read in the last ``cache_seconds``:
-        one query per 500 subjects, for a page of events that names many."""
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Read into memory the keys ``(subject id, key id)`` not there yet: one query per 500
+        subjects, for a page of events that names many. A key still missing afterwards is gone
+        (a key is made before anything is encrypted with it)."""
         now = time.monotonic()
-        fetched = self._fetched
-        self._fetch([s for s in set(subject_ids) if fetched.get(s, 0.0) <= now])
+        cache = self._cache
+        missing = {s for s, k in set(keys) if (c := cache.get((s, k))) is None or c[0] <= now}
+        self._fetch(sorted(missing))
 
     def _fetch(self, subject_ids: list[str]) -> None:
         now = time.monotonic()
@@ -200,12 +207,9 @@ class SubjectKeys:
             with self._lock:
                 if len(self._cache) > MAX_CACHED_KEYS:
                     self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-                    self._fetched = {k: v for k, v in self._fetched.items() if v > now}
                 for subject_id, key_id, data, wrapped in rows:
                     key = self._unwrap(str(subject_id), str(data), bool(wrapped))
                     self._cache[(str(subject_id), str(key_id))] = (expiry, key, AESGCM(key))
-                for subject_id in chunk:
-                    self._fetched[subject_id] = expiry
 
     def rotate(self, subject_id: str) -> str:
         """Retire the subject's key in use for a new one; return the new key's id. What the old
@@ -232,8 +236,6 @@ class SubjectKeys:
         sqlite = self.db.dialect == "sqlite"
         with self.db.transaction() as tx:
             self._lock_subject(tx, subject_id)
-            if sqlite:
-                tx.execute("PRAGMA secure_delete = ON")
             gone = tx.execute("DELETE FROM cronica_subject_keys WHERE subject_id = ?", [subject_id])
             tx.execute(
                 "INSERT INTO cronica_forgotten_subjects (subject_id, forgotten_at, reason)"
@@ -242,7 +244,6 @@ class SubjectKeys:
             )
         with self._lock:
             self._active.pop(subject_id, None)
-            self._fetched.pop(subject_id, None)
             for cached in [k for k in self._cache if k[0] == subject_id]:
                 del self._cache[cached]
         if sqlite:
@@ -311,7 +312,6 @@ class SubjectKeys:
         with self._lock:
             self._cache.clear()
             self._active.clear()
-            self._fetched.clear()
 
     # -- inside ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from cronica.errors import InvalidReadError
-from cronica.privacy.cipher import PersonalData, any_sealed
+from cronica.privacy.cipher import readable
 from cronica.projections.base import Projection, ProjectionWriter
 from cronica.projections.generations import (
     create_deferred_indexes,
@@ -61,8 +61,6 @@ def projection_as_of(
                 events = store.read_all(after=after, limit=batch_size)
                 if not events:
                     break
-                if any_sealed(events):  # handlers see what the projector shows them
-                    events = PersonalData(store.subject_keys()).decrypt_all(events)
                 after = events[-1].position
                 chosen = [
                     event
@@ -70,8 +68,8 @@ def projection_as_of(
                     if (position is None or event.position <= position)
                     and (timestamp is None or event.timestamp <= timestamp)
                 ]
-                if chosen:
-                    projection.apply(writer, chosen)
+                if chosen:  # the handlers see what the projector shows them: decrypted
+                    projection.apply(writer, readable(chosen, store.subject_keys))
                 if position is not None and after >= position:
                     break
             create_deferred_indexes(tx, projection, 1)

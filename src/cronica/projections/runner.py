@@ -34,7 +34,7 @@ from cronica.errors import (
     StoreError,
 )
 from cronica.events import RecordedEvent
-from cronica.privacy.cipher import PersonalData, any_sealed
+from cronica.privacy.cipher import readable
 from cronica.privacy.erasure import ERASURE_EVENT
 from cronica.privacy.keys import SubjectKeys
 from cronica.projections.base import Projection, ProjectionWriter, check_distinct
@@ -164,7 +164,6 @@ class Projector(Closing):
         self.last_error: BaseException | None = None
         """The last error a pass of the background loop met (it retries after a pause)."""
         self._keys = keys
-        self._personal: PersonalData | None = None
         self.retention_interval = retention_interval
         self.clock = clock
         self._next_expiry = 0.0
@@ -387,33 +386,26 @@ class Projector(Closing):
         if ahead is not None and ahead[0] == position:
             events = ahead[1].result()
         else:
-            events = self.store.read_all(after=position, limit=limit)
-        if any_sealed(events):
-            events = self._decrypted(events)
+            events = self._read_page(position, limit)
         if len(events) < limit:
             return events, False
         after = events[-1].position
         self._catching_up_after.add(after)
         if self.read_ahead:
             next_limit = self.catch_up_batch_size
-            future = self._reader.submit(self.store.read_all, after=after, limit=next_limit)
+            future = self._reader.submit(self._read_page, after, next_limit)
             self._read_ahead = (after, future)
         return events, True
 
-    def _decrypted(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
-        """The events with their personal values decrypted (``[erased]`` once the subject is
-        forgotten), with ``keys`` or else the store's own: projections see what a reader of
-        the service sees, and drop it when ``PersonalDataErased`` comes."""
-        if self._personal is None:
-            keys = self.store.subject_keys() if self._keys is None else self._keys
-            self._personal = PersonalData(keys)
-        return self._personal.decrypt_all(events)
+    def _read_page(self, after: int, limit: int) -> list[RecordedEvent]:
+        """A page of the log with its personal values decrypted (``[erased]`` once the subject
+        is forgotten), with ``keys`` or else the store's own: projections see what a reader of
+        the service sees, and drop it when ``PersonalDataErased`` comes. (In the read-ahead
+        thread when catching up, so decrypting overlaps the writes.)"""
+        return readable(self.store.read_all(after=after, limit=limit), self._subject_keys)
 
-    def _scrub_sqlite(self) -> None:
-        """After a batch that dropped erased personal data: copy the write-ahead log into the
-        file and empty it, so the rows' earlier versions (the personal data) are gone from
-        the disk too (the read models delete with ``secure_delete``)."""
-        empty_wal(self.read_models)
+    def _subject_keys(self) -> SubjectKeys:
+        return self.store.subject_keys() if self._keys is None else self._keys
 
     def _page_size(self, position: int) -> int:
         """The catch-up page size after a full page, else the normal batch size."""
@@ -445,7 +437,9 @@ class Projector(Closing):
         if self.read_models.dialect == "sqlite" and any(
             e.event_type == ERASURE_EVENT for e in events
         ):
-            self._scrub_sqlite()
+            # The rows' earlier versions (the personal data) go from the disk too: the read
+            # models delete with secure_delete, and this empties the write-ahead log.
+            empty_wal(self.read_models)
         if caught_up:
             self._index_caught_up(group)
         with self._changed:

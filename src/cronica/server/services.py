@@ -26,7 +26,7 @@ from cronica.examples.bank import BankAccount, bank_events
 from cronica.examples.bank_handlers import bank_handlers
 from cronica.examples.bank_read_models import bank_projections
 from cronica.examples.transfers import Transfer, transfer_steps
-from cronica.privacy.cipher import PersonalData, any_sealed
+from cronica.privacy.cipher import readable
 from cronica.privacy.erasure import Erasure, forget
 from cronica.projections import Projector
 from cronica.readmodels import connect_read_models, read_models_for
@@ -171,9 +171,7 @@ class Services:
     def readable(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
         """Events as the API shows them: personal values decrypted, ``[erased]`` once their
         subject is forgotten. (The bus and the store keep them encrypted.)"""
-        if not any_sealed(events):
-            return events
-        return PersonalData(self.store.subject_keys()).decrypt_all(events)
+        return readable(events, self.store.subject_keys)
 
     def forget(self, subject_id: str, reason: str, audit: Audit) -> tuple[Erasure, bool]:
         """Forget a data subject (an account's holder: the account id), then wait (bounded)
