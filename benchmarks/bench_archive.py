@@ -33,15 +33,10 @@ from rich.console import Console
 import cronica
 from cronica.archive import ArchivePolicy, Archiver
 from storebench import environment
-from storebench.sites import Site, SiteFactory
+from storebench.impl_cronica import store_url
+from storebench.sites import SiteFactory
 
 POSTGRES = os.environ.get("CRONICA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def store_url(site: Site) -> str:
-    if site.backend == "sqlite":
-        return f"sqlite:///{site.sqlite_path}"
-    return f"{site.conninfo}?schema={site.schema}"
 
 
 def fill(store: cronica.EventStore, streams: int, per_stream: int) -> int:

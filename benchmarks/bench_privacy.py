@@ -10,11 +10,13 @@ subject each); every event carries two personal fields (name, email) and one tha
 - **encrypted**: each event's two personal fields encrypted with its subject's key first
   (``PersonalData.encrypt``: AES-256-GCM, a fresh nonce per field), the subjects' keys made
   beforehand (the steady state: a subject's key is made once, on their first event);
-- **first events**: the same, each event for a subject who has no key yet, so every append
-  also makes and stores a key (the cost of a new subject's first personal data).
+- **first events**: the same, each event for a subject who has no key yet (``--events``
+  subjects), so every append also makes and stores a key (the cost of a new subject's first
+  personal data).
 
-Reads: the log of encrypted events read whole a page of 1000 at a time, as stored (**raw**) and
-decrypted (**decrypted**, ``PersonalData.decrypt_all``, keys cached as a projector has them).
+Reads: the whole log, a page of 1000 at a time, as stored (**raw**) and decrypted
+(**decrypted**, ``PersonalData.decrypt_all``, keys cached as a projector has them). The log
+then holds the three variants' events of every run: two thirds of them encrypted.
 
 Figures are medians of ``--runs`` runs (the order of the variants alternates from run to run);
 each variant is also given as a ratio to its baseline (plain appends, raw reads).
@@ -36,16 +38,11 @@ from rich.console import Console
 import cronica
 from cronica.privacy import PersonalData
 from storebench import environment
-from storebench.sites import Site, SiteFactory
+from storebench.impl_cronica import store_url
+from storebench.sites import SiteFactory
 
 POSTGRES = os.environ.get("CRONICA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 FIELDS = {"CustomerRegistered": ("name", "email")}
-
-
-def store_url(site: Site) -> str:
-    if site.backend == "sqlite":
-        return f"sqlite:///{site.sqlite_path}"
-    return f"{site.conninfo}?schema={site.schema}"
 
 
 def event(n: int) -> cronica.NewEvent:
@@ -101,7 +98,7 @@ def bench(
                 rate = append_rate(store, cipher, streams, count)
                 rates[name].append(rate)
                 say(f"{backend} run {run + 1}: {name} {rate:,.0f} appends/s")
-        for run in range(runs):  # the log now holds runs x 2 x count encrypted events
+        for run in range(runs):  # the log: runs x 3 x count events, 2 in 3 encrypted
             for name in ["raw", "decrypted"] if run % 2 == 0 else ["decrypted", "raw"]:
                 rate = read_rate(store, personal if name == "decrypted" else None)
                 rates[name].append(rate)

@@ -41,19 +41,14 @@ from cronica.bus.redis_consumer import StreamConsumer
 from cronica.bus.redis_streams import RedisStreamsBus, entry_fields
 from cronica.relay import Relay
 from storebench import environment
-from storebench.sites import Site, SiteFactory
+from storebench.impl_cronica import store_url
+from storebench.sites import SiteFactory
 
 POSTGRES = os.environ.get("CRONICA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("CRONICA_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PAGE = 1000
 LATENCY_RATE = 1000.0
 LATENCY_SECONDS = 5.0
-
-
-def store_url(site: Site) -> str:
-    if site.backend == "sqlite":
-        return f"sqlite:///{site.sqlite_path}"
-    return f"{site.conninfo}?schema={site.schema}"
 
 
 def fill(store: cronica.EventStore, total: int) -> None:

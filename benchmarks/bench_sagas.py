@@ -37,15 +37,10 @@ from cronica.readmodels import read_models_for
 from cronica.repository import Repository
 from cronica.sagas import SagaRunner, Sagas
 from storebench import environment
-from storebench.sites import Site, SiteFactory
+from storebench.impl_cronica import store_url
+from storebench.sites import SiteFactory
 
 POSTGRES = os.environ.get("CRONICA_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def store_url(site: Site) -> str:
-    if site.backend == "sqlite":
-        return f"sqlite:///{site.sqlite_path}"
-    return f"{site.conninfo}?schema={site.schema}"
 
 
 def pairs(accounts: list[str], count: int, seed: int) -> list[tuple[str, str]]:
