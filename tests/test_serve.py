@@ -4,6 +4,7 @@ HTTP, following the log, draining on SIGTERM, losing nothing acknowledged on SIG
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -43,19 +44,68 @@ def test_serve_with_no_arguments_tells_the_seeds_story_on_cronica_db(
         assert store.stream_info("juan").version == 3
 
 
+def worker_processes(parent: int) -> set[int]:
+    """The API processes ``uvicorn --workers`` spawned under ``parent`` (not its helpers, such
+    as multiprocessing's resource tracker)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == parent and b"spawn_main" in command:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def runner_pids(http: httpx.Client) -> set[int]:
+    """The processes holding the projections' leases (runner ids are ``host:pid:suffix``)."""
+    projections = http.get("/projections").json()["projections"]
+    return {int(p["runner"].split(":")[1]) for p in projections if p["runner"]}
+
+
 def test_several_api_processes_share_the_port_and_one_projector(
     serve: Callable[..., Server], tmp_path: Path
 ) -> None:
     server = serve("--store", f"sqlite:///{tmp_path / 'workers.db'}", "--workers", "2")
-    with httpx.Client(base_url=server.base) as http:
-        for i in range(20):  # spread over both processes by the kernel
+    workers = worker_processes(server.process.pid)
+    assert len(workers) == 2
+    # A connection per request, so that both processes get to accept some.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=server.base, limits=fresh) as http:
+        for i in range(20):
             made = http.post("/accounts", json={"owner": "O", "accountId": f"acc-{i}"})
             assert made.status_code == 201
         last = made.json()["position"]
         page = http.get("/accounts", params={"minPosition": last, "limit": 100}).json()
         assert len(page["accounts"]) == 20
-        runners = {p["runner"] for p in http.get("/projections").json()["projections"]}
-        assert len(runners) == 1  # one process holds the projections' leases
+        runners = runner_pids(http)
+        assert len(runners) == 1 and runners <= workers  # one process holds the leases
+        # The projecting process dies: the API goes on, and another process projects.
+        (dead,) = runners
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        position, attempts = None, 0
+        while True:
+            assert time.monotonic() < deadline, "no other process took over the projections"
+            try:
+                if position is None:  # a new id each time: a lost answer may hide a write
+                    attempts += 1
+                    after = f"after-{attempts}"
+                    made = http.post("/accounts", json={"owner": "O", "accountId": after})
+                    assert made.status_code == 201, made.text
+                    position = made.json()["position"]
+                query = {"minPosition": position, "limit": 100}
+                page = http.get("/accounts", params=query)
+                if page.status_code == 200 and runner_pids(http) - {dead}:
+                    break
+            except httpx.TransportError:
+                pass  # a connection the dead process had accepted
+            time.sleep(0.2)
+        assert dead not in runner_pids(http)
+        ids = {a["accountId"] for a in page.json()["accounts"]}
+        assert after in ids and len(ids) >= 21
     assert server.stop() == 0
 
 
