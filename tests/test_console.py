@@ -277,6 +277,45 @@ def test_the_live_log_sends_new_events_as_rows(
                 pytest.fail("the live log closed without sending a row")
 
 
+def test_the_live_log_resumes_after_the_last_row_a_reconnecting_browser_saw(
+    serve: Callable[..., Server], tmp_path: pytest.TempPathFactory
+) -> None:
+    server = serve("--store", "memory://")
+    api = server.base
+    httpx.post(f"{api}/accounts", json={"owner": OWNER, "accountId": "acc-1"})
+    deposits = [
+        httpx.post(f"{api}/accounts/acc-1/deposits", json={"amount": f"{n}.00"}).json()
+        for n in (1, 2, 3)
+    ]
+
+    def first_rows(count: int, **headers: str) -> list[tuple[int, str]]:
+        """The ids and rows of the first ``count`` rows sent after position 1 (the opening)."""
+        found: list[tuple[int, str]] = []
+        with (
+            httpx.Client(timeout=10) as client,
+            client.stream(
+                "GET", f"{api}/ui/log/live", params={"after": 1}, headers=headers
+            ) as live,
+        ):
+            position = 0
+            for line in live.iter_lines():
+                if line.startswith("id: "):
+                    position = int(line[4:])
+                elif line.startswith("data: "):
+                    found.append((position, line))
+                    if len(found) == count:
+                        return found
+        pytest.fail("the live log closed early")
+
+    everything = first_rows(3)
+    assert [p for p, _ in everything] == [d["position"] for d in deposits]
+    # The browser saw the first deposit's row, lost the connection, and reconnects.
+    resumed = first_rows(2, **{"Last-Event-ID": str(deposits[0]["position"])})
+    assert resumed == everything[1:]
+    assert "2.00" in resumed[0][1] and "3.00" in resumed[1][1]
+    assert first_rows(3, **{"Last-Event-ID": "not-a-position"}) == everything
+
+
 def test_the_projections_page_shows_the_relays_lag(
     make_client: Callable[..., TestClient],
 ) -> None:

@@ -142,6 +142,15 @@ def _expected_from_query(expected: str | None) -> Any:
     return int(expected) if _is_number(expected) else expected
 
 
+def resume_after(after: int, last_event_id: str | None) -> int:
+    """Where a Server-Sent Events stream of the log starts: after ``after``, or after the
+    position in a reconnecting browser's ``Last-Event-ID``, if that is later (a header that is
+    not a position is ignored)."""
+    if last_event_id is not None and _is_number(last_event_id):
+        return max(after, min(int(last_event_id), MAX_POSITION))
+    return after
+
+
 def _is_number(text: str) -> bool:
     """Plain ASCII digits, at most 19 of them (``"²".isdigit()`` is true, ``int("²")`` fails)."""
     return text.isascii() and text.isdigit() and len(text) <= 19
@@ -330,8 +339,7 @@ async def follow_log(
     """The log from ``after`` on, then each new event as it commits: one SSE message per event
     (``id`` is its position, ``event`` its type, ``data`` its envelope). A reconnecting client
     sends ``Last-Event-ID`` and resumes after it."""
-    if last_event_id is not None and _is_number(last_event_id):
-        after = max(after, min(int(last_event_id), MAX_POSITION))
+    after = resume_after(after, last_event_id)
     # Check the filters now, so bad ones get a 422 rather than a broken stream.
     store = services(request).store
     store.read_all(after=after, limit=0, event_types=event_type, aggregate_types=aggregate_type)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -25,7 +25,7 @@ from cronica.repository import Repository
 from cronica.server.auth import ADMIN, KEY_COOKIE, KeyRing, require
 from cronica.server.console.views import EventView, as_json, diff
 from cronica.server.errors import HTTPError
-from cronica.server.routes_store import services
+from cronica.server.routes_store import resume_after, services
 from cronica.server.services import Services
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -135,13 +135,16 @@ async def log_live(
     request: Request,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     event_type: Annotated[str | None, Query(alias="eventType")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """Server-sent events, each a rendered row of the log page, newest as they commit."""
+    """Server-sent events, each a rendered row of the log page, newest as they commit. A
+    browser that reconnects sends the last row's position as ``Last-Event-ID`` and gets the
+    rows after it, none twice."""
     svc = services(request)
     row = templates.env.get_template("_event_row.html")
 
     async def rows() -> AsyncIterator[bytes]:
-        position = after
+        position = resume_after(after, last_event_id)
         yield b": following the log\n\n"
         while not await request.is_disconnected():
             events = await svc.aio.read_all(after=position, limit=PAGE)
