@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+)
 
 AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,2})?$"
 
@@ -52,7 +57,8 @@ class EventIn(_Body):
 
 
 class AppendIn(_Body):
-    expected_version: int | Literal["any", "no_stream", "exists"] = Field(
+    # Strict: true, 1.0 and "2" are not versions (a lax int would take them as 1, 1 and 2).
+    expected_version: StrictInt | Literal["any", "no_stream", "exists"] = Field(
         "any", alias="expectedVersion"
     )
     aggregate_type: str | None = Field(None, alias="aggregateType", max_length=100)
@@ -154,9 +160,14 @@ class AccountSummaryOut(BaseModel):
     balance: str
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class AccountsOut(BaseModel):
     accounts: list[AccountSummaryOut]
-    next: str | None = None
+    # Left out on the last page (the contract's "next"?), not sent as null.
+    next: str | None = Field(None, exclude_if=_is_none)
 
 
 class TransactionOut(BaseModel):
@@ -172,7 +183,7 @@ class TransactionOut(BaseModel):
 class TransactionsOut(BaseModel):
     accountId: str
     transactions: list[TransactionOut]
-    next: int | None = None
+    next: int | None = Field(None, exclude_if=_is_none)  # left out on the last page
 
 
 class AuditEntryOut(BaseModel):
