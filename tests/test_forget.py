@@ -301,7 +301,9 @@ def test_personal_fields_are_found_under_the_names_they_are_stored_with() -> Non
 
     @registry.register
     class MailChanged(DomainEvent):
-        email_address: Annotated[str, PERSONAL] = Field(serialization_alias="mail")
+        # Stored as "mail", read back from "mail" (a serialization alias alone would write
+        # events that no longer decode: encoding refuses those).
+        email_address: Annotated[str, PERSONAL] = Field(alias="mail")
 
     @registry.register
     @pydantic.dataclasses.dataclass(config=pydantic.ConfigDict(alias_generator=to_camel))

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 import cronica
+from cronica._validation import MAX_REASON_LENGTH
 from cronica.audit import Audit
 from cronica.cli import JsonFlag, StoreURL, _reports_errors, app
-from cronica.privacy.erasure import MAX_REASON_LENGTH
 from cronica.privacy.erasure import forget as forget_subject
 
 

@@ -14,30 +14,49 @@ from cronica.errors import (
 
 MAX_AGGREGATE_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 100
+MAX_REASON_LENGTH = 500
+"""The longest reason an operator may give (forgetting a subject, skipping an event)."""
 # C0 and C1 control characters and DEL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def check_aggregate_id(aggregate_id: Any) -> str:
     """Return ``aggregate_id`` if it is 1 to 255 characters without control characters."""
-    if not isinstance(aggregate_id, str):
-        raise InvalidAggregateIdError(
-            f"aggregate id must be a string, not {type(aggregate_id).__name__}"
+    return _check_identifier(aggregate_id, "aggregate id", InvalidAggregateIdError)
+
+
+def check_subject_id(subject_id: Any) -> str:
+    """Return ``subject_id`` (whose personal data is kept or forgotten) if it follows the
+    aggregate id rules: 1 to 255 characters, no control characters."""
+    return _check_identifier(subject_id, "subject id", InvalidInputError)
+
+
+def check_text(value: Any, what: str, max_length: int) -> str:
+    """Return ``value`` if it is a string of storable text (no NUL, no lone surrogates) with
+    something besides spaces, at most ``max_length`` characters (a reason, say)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{what} must be a non-empty string")
+    if len(value) > max_length:
+        raise InvalidInputError(f"{what} is at most {max_length} characters")
+    if "\x00" in value or not encodes(value):
+        raise InvalidInputError(f"{what} is not storable text (NUL or a lone surrogate)")
+    return value
+
+
+def _check_identifier(value: Any, what: str, error: type[InvalidInputError]) -> str:
+    if not isinstance(value, str):
+        raise error(f"{what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise error(f"{what} must not be empty")
+    if len(value) > MAX_AGGREGATE_ID_LENGTH:
+        raise error(
+            f"{what} is {len(value)} characters, over the limit of {MAX_AGGREGATE_ID_LENGTH}"
         )
-    if not aggregate_id:
-        raise InvalidAggregateIdError("aggregate id must not be empty")
-    if len(aggregate_id) > MAX_AGGREGATE_ID_LENGTH:
-        raise InvalidAggregateIdError(
-            f"aggregate id is {len(aggregate_id)} characters, over the limit of "
-            f"{MAX_AGGREGATE_ID_LENGTH}"
-        )
-    if _CONTROL.search(aggregate_id):
-        raise InvalidAggregateIdError(
-            f"aggregate id must not contain control characters: {aggregate_id!r}"
-        )
-    if not encodes(aggregate_id):
-        raise InvalidAggregateIdError(f"aggregate id is not valid Unicode text: {aggregate_id!r}")
-    return aggregate_id
+    if _CONTROL.search(value):
+        raise error(f"{what} must not contain control characters: {value!r}")
+    if not encodes(value):
+        raise error(f"{what} is not valid Unicode text: {value!r}")
+    return value
 
 
 def encodes(text: str) -> bool:

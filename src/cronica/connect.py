@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from cronica._validation import encodes
 from cronica.errors import InvalidURLError
 from cronica.store.base import EventStore
 from cronica.store.memory import MemoryEventStore
@@ -25,7 +26,8 @@ def connect(url: str, **options: Any) -> EventStore:
 
     >>> store = connect("memory://")
     """
-    if not isinstance(url, str) or "://" not in url:
+    check_url(url)
+    if "://" not in url:
         raise InvalidURLError(f"not a store URL: {url!r} (try sqlite:///cronica.db)")
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
@@ -37,6 +39,16 @@ def connect(url: str, **options: Any) -> EventStore:
     raise InvalidURLError(
         f"unknown store scheme {scheme!r}: use memory://, sqlite:///path or postgresql://..."
     )
+
+
+def check_url(url: object) -> str:
+    """Refuse what cannot be a URL: not a string, a NUL (which libpq and the file system would
+    cut the name at) or text with no UTF-8 form."""
+    if not isinstance(url, str):
+        raise InvalidURLError(f"a URL must be a string, not {type(url).__name__}")
+    if "\x00" in url or not encodes(url):
+        raise InvalidURLError(f"not a usable URL (NUL or a lone surrogate): {url!r}")
+    return url
 
 
 def _connect_sqlite(url: str, options: dict[str, Any]) -> EventStore:
@@ -81,7 +93,11 @@ def _connect_postgres(url: str, options: dict[str, Any]) -> EventStore:
 def postgres_url_parts(url: str) -> tuple[str, dict[str, str]]:
     """A ``postgresql://`` URL as the libpq connection string and cronica's own parameters
     (``schema``, ``synchronous_commit``), which libpq would not understand."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed here, so that a bad one is refused now
+    except ValueError as exc:  # "Invalid IPv6 URL", a port out of range
+        raise InvalidURLError(f"not a PostgreSQL URL: {url!r} ({exc})") from None
     ours: dict[str, str] = {}
     passthrough = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):

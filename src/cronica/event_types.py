@@ -181,11 +181,25 @@ class EventRegistry:
     # -- encoding ----------------------------------------------------------------------------
 
     def encode(self, payload: object) -> tuple[str, dict[str, Any], int]:
-        """``payload`` as (event type name, JSON-ready data, schema version)."""
+        """``payload`` as (event type name, JSON-ready data, schema version).
+
+        Raises ``InvalidEventDataError`` when the payload does not serialise, or would not read
+        back as its class (``Decimal("Infinity")``, a NaN): the log is append-only, and an event
+        that cannot be decoded would stop its aggregate from loading for good."""
         entry = self.type_of(payload)
-        data = entry.adapter.dump_python(payload, mode="json", by_alias=True)
+        try:
+            data = entry.adapter.dump_python(payload, mode="json", by_alias=True)
+        except (ValueError, TypeError) as exc:  # pydantic_core.PydanticSerializationError, too
+            raise InvalidEventDataError(f"{entry.name} does not serialise: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidEventDataError(f"{entry.name} does not serialise to a JSON object")
+        try:
+            entry.validate(data)
+        except pydantic.ValidationError as exc:
+            raise InvalidEventDataError(
+                f"{entry.name} would not read back as {entry.cls.__qualname__}:"
+                f" {exc.errors()[0]['msg']}"
+            ) from None
         return entry.name, data, entry.version
 
     def to_new_event(

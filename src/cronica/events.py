@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from cronica import _json
-from cronica._validation import check_event_type
+from cronica._validation import check_aggregate_id, check_aggregate_type, check_event_type
 from cronica.errors import InvalidEventDataError, InvalidExpectedVersionError, InvalidInputError
 
 __all__ = [
@@ -191,10 +191,10 @@ class RecordedEvent(NamedTuple):
             event = cls(
                 event_id=uuid.UUID(str(envelope["eventId"])),
                 event_type=check_event_type(envelope["eventType"]),
-                aggregate_id=str(envelope["aggregateId"]),
-                aggregate_type=str(envelope.get("aggregateType", "")),
-                version=int(envelope["version"]),
-                position=int(envelope["position"]),
+                aggregate_id=check_aggregate_id(envelope["aggregateId"]),
+                aggregate_type=check_aggregate_type(envelope.get("aggregateType", "")),
+                version=_whole(envelope["version"], "version", 1),
+                position=_whole(envelope["position"], "position", 1),
                 timestamp=parse_timestamp(str(envelope["timestamp"])),
                 data=dict(envelope["data"]),
                 metadata=dict(envelope.get("metadata") or {}),
@@ -215,6 +215,14 @@ class RecordedEvent(NamedTuple):
         if not isinstance(envelope, dict):
             raise InvalidEventDataError("an event envelope must be a JSON object")
         return cls.from_dict(envelope)
+
+
+def _whole(value: Any, what: str, minimum: int) -> int:
+    """An envelope's integer field: a JSON integer (not true, 1.7 or "1") of at least
+    ``minimum``, at most 64 bits."""
+    if type(value) is not int or not minimum <= value <= MAX_POSITION:
+        raise InvalidEventDataError(f"an envelope's {what} must be an integer >= {minimum}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Generic, TypeVar
 
+import pydantic
+
+from cronica._validation import check_aggregate_id, check_text
 from cronica.aggregates import Aggregate
 from cronica.audit import Audit, current_audit
 from cronica.errors import (
@@ -45,7 +48,12 @@ from cronica.privacy.cipher import SUBJECT_KEY, PersonalData, any_sealed
 from cronica.privacy.erasure import ERASURE_EVENT
 from cronica.privacy.keys import SubjectForgottenError, SubjectKeys
 from cronica.snapshots.base import Snapshot, SnapshotStore
-from cronica.store.base import MAX_EVENTS_PER_APPEND, EventStore
+from cronica.store.base import (
+    MAX_EVENTS_PER_APPEND,
+    EventStore,
+    check_as_of,
+    check_version_bound,
+)
 
 A = TypeVar("A", bound=Aggregate)
 Command = Callable[[A], object]
@@ -79,9 +87,14 @@ IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("5f1c9e4a-6b0d-4f43-9a43-2f0c3d7d8e51")
 """The UUID namespace of event ids derived from idempotency keys (UUID version 5)."""
 
 
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
 def idempotent_event_id(key: str, n: int) -> uuid.UUID:
     """The id of the ``n``-th event (from 1) that a command with idempotency key ``key`` writes:
-    the same key always gives the same ids, so the store can tell a repeated command."""
+    the same key always gives the same ids, so the store can tell a repeated command.
+    ``InvalidInputError`` for a key that is not 1 to 255 characters of storable text."""
+    check_text(key, "an idempotency key", MAX_IDEMPOTENCY_KEY_LENGTH)
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key}#{n}")
 
 
@@ -195,14 +208,25 @@ class Repository(Generic[A]):
     ) -> A:
         """The aggregate now, or as it was after event ``version`` or at the moment ``as_of``.
 
-        Raises ``StreamNotFoundError`` when it has no events (or had none by then).
+        Raises ``StreamNotFoundError`` when it has no events (or had none by then), and
+        ``InvalidReadError`` for a version or moment that is not one.
         """
+        check_aggregate_id(aggregate_id)
+        check_version_bound(version)
+        check_as_of(as_of)
         aggregate = self.aggregate_class(aggregate_id)
         snapshot, stale = self._usable_snapshot(aggregate_id, version, as_of)
         last: RecordedEvent | None = None
         if snapshot is not None:
-            aggregate.restore_state(snapshot.state)
-            aggregate.version = snapshot.version
+            try:
+                aggregate.restore_state(snapshot.state)
+            except pydantic.ValidationError as exc:  # a cache that no longer fits: rebuild
+                log.warning("snapshot of %s does not fit its class (%s): not used", aggregate_id,
+                            exc.errors()[0]["msg"])  # fmt: skip
+                self.forget_cached(aggregate_id)
+                aggregate, snapshot, stale = self.aggregate_class(aggregate_id), None, True
+            else:
+                aggregate.version = snapshot.version
         events = self.store.read_stream(
             aggregate_id, from_version=aggregate.version + 1, to_version=version, as_of=as_of
         )

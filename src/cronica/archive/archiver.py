@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from cronica import _json
+from cronica._validation import MAX_REASON_LENGTH, check_text
 from cronica.archive.files import (
     ArchiveFileError,
     check_file,
@@ -62,8 +63,6 @@ __all__ = [
 
 ARCHIVE_DIR_VARIABLE = "CRONICA_ARCHIVE_DIR"
 """The environment variable naming the archive directory."""
-
-MAX_REASON_LENGTH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,10 +433,8 @@ def _canonical(events: Sequence[RecordedEvent]) -> list[tuple[Any, ...]]:
 
 
 def _check_words(actor: str, reason: str) -> None:
-    if not actor or not actor.strip():
-        raise InvalidInputError("archiving needs an actor (who archives)")
-    if not reason or not reason.strip() or len(reason) > MAX_REASON_LENGTH:
-        raise InvalidInputError(f"archiving needs a reason of 1 to {MAX_REASON_LENGTH} characters")
+    check_text(actor, "the actor (who archives)", MAX_REASON_LENGTH)
+    check_text(reason, "the reason for archiving", MAX_REASON_LENGTH)
 
 
 def _as_datetime(value: object) -> datetime:

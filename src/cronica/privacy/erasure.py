@@ -35,8 +35,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Final
 
+from cronica._json import dump_object
+from cronica._validation import (
+    MAX_REASON_LENGTH,
+    check_aggregate_id,
+    check_subject_id,
+    check_text,
+)
 from cronica.audit import Audit, current_audit
-from cronica.errors import DuplicateEventError, InvalidInputError
+from cronica.errors import DuplicateEventError
 from cronica.event_types import DomainEvent
 from cronica.events import NewEvent
 from cronica.privacy.cipher import SUBJECT_KEY, is_sealed
@@ -48,7 +55,6 @@ __all__ = ["ERASURE_EVENT", "Erasure", "PersonalDataErased", "forget"]
 ERASURE_EVENT: Final = "PersonalDataErased"
 """The event type recording that a subject's personal data was erased."""
 
-MAX_REASON_LENGTH: Final = 500
 
 _ERASURE_NAMESPACE: Final = uuid.UUID("0b6f3c1e-2f7a-4d59-8c1e-7d3a9e4b5f60")
 
@@ -88,16 +94,16 @@ def forget(
     """Forget ``subject_id``: destroy their keys, append ``PersonalDataErased`` to ``stream``
     (default: the stream named like the subject) when it exists, delete its snapshots.
 
-    ``InvalidInputError`` for an empty subject id or reason, or a reason over 500 characters.
+    ``InvalidInputError`` (and nothing destroyed) for a subject id or stream that is not a valid
+    id, an empty reason, a reason over 500 characters or one that cannot be stored.
     """
-    if not isinstance(subject_id, str) or not subject_id:
-        raise InvalidInputError("forgetting needs a subject id")
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInputError("forgetting a subject needs a reason")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise InvalidInputError(f"a reason is at most {MAX_REASON_LENGTH} characters")
+    # Every argument is checked before anything is destroyed: a forget cannot be undone.
+    check_subject_id(subject_id)
+    check_text(reason, "the reason for forgetting", MAX_REASON_LENGTH)
+    stream = subject_id if stream is None else check_aggregate_id(stream)
+    metadata = (audit or Audit()).merged_over(current_audit()).metadata()
+    dump_object(metadata, "metadata")
     keys = store.subject_keys() if keys is None else keys
-    stream = subject_id if stream is None else stream
     events = store.read_stream(stream)
     fields = sorted(
         {
@@ -116,7 +122,7 @@ def forget(
     erased = NewEvent(
         ERASURE_EVENT,
         {"subjectId": subject_id, "fields": fields, "reason": reason},
-        (audit or Audit()).merged_over(current_audit()).metadata(),
+        metadata,
         event_id,
     )
     try:

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from cronica._validation import MAX_REASON_LENGTH, check_subject_id, check_text
 from cronica.errors import CronicaError, InvalidInputError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
 from cronica.readmodels.sqlite import empty_wal
@@ -231,8 +232,8 @@ class SubjectKeys:
         """Destroy every key of the subject and record that they were forgotten; return how
         many keys were destroyed. On SQLite the deleted keys are overwritten on disk and the
         write-ahead log is emptied, so no copy of them is left in the file."""
-        if not reason or not reason.strip():
-            raise InvalidInputError("forgetting a subject needs a reason")
+        check_subject_id(subject_id)
+        check_text(reason, "the reason for forgetting", MAX_REASON_LENGTH)
         sqlite = self.db.dialect == "sqlite"
         with self.db.transaction() as tx:
             self._lock_subject(tx, subject_id)

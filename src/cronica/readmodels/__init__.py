@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cronica.connect import postgres_url_parts, sqlite_url_parts
+from cronica.connect import check_url, postgres_url_parts, sqlite_url_parts
 from cronica.errors import InvalidURLError
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
 from cronica.readmodels.sqlite import SQLiteReadModels
@@ -50,6 +50,7 @@ def connect_read_models(url: str) -> ReadModelDatabase:
     'sqlite'
     >>> db.close()
     """
+    check_url(url)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
         return SQLiteReadModels(":memory:")

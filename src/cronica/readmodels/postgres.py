@@ -40,9 +40,11 @@ def to_psycopg(sql: str) -> str:
     return _TOKENS.sub(replace, sql)
 
 
-def _translate(exc: psycopg.Error) -> ReadModelError:
+def _translate(exc: Exception) -> ReadModelError:
     if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
         return ReadModelUnavailableError(f"PostgreSQL read models: {exc}")
+    if isinstance(exc, UnicodeEncodeError):  # a lone surrogate has no UTF-8 form to send
+        return ReadModelError(f"PostgreSQL read models: a parameter cannot be stored: {exc}")
     return ReadModelError(f"PostgreSQL read models: {exc}")
 
 
@@ -133,20 +135,20 @@ class _PostgresTransaction(ReadModelTransaction):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
             return self._conn.execute(to_psycopg(sql), params).rowcount
-        except psycopg.Error as exc:
+        except (psycopg.Error, UnicodeEncodeError) as exc:
             raise _translate(exc) from exc
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
             with self._conn.cursor() as cursor:
                 cursor.executemany(to_psycopg(sql), rows)
-        except psycopg.Error as exc:
+        except (psycopg.Error, UnicodeEncodeError) as exc:
             raise _translate(exc) from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
             return self._conn.execute(to_psycopg(sql), params).fetchall()
-        except psycopg.Error as exc:
+        except (psycopg.Error, UnicodeEncodeError) as exc:
             raise _translate(exc) from exc
 
     @contextmanager
@@ -236,7 +238,7 @@ class PostgresReadModels(ReadModelDatabase):
             raise ReadModelError("the read-model database is closed")
         try:
             return pooled_read(self._pool, to_psycopg(sql), params)
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        except (psycopg.Error, psycopg_pool.PoolTimeout, UnicodeEncodeError) as exc:
             raise _translate(exc) from exc
 
     def table_exists(self, name: str) -> bool:

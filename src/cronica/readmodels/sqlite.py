@@ -28,9 +28,16 @@ from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction, Row
 log = logging.getLogger("cronica.readmodels")
 
 
-def _translate(exc: sqlite3.Error) -> ReadModelError:
+_UNSTORABLE = (OverflowError, UnicodeEncodeError)
+"""What sqlite3 raises for a parameter it cannot bind (an integer past 64 bits, a lone
+surrogate), translated like the database's own errors."""
+
+
+def _translate(exc: Exception) -> ReadModelError:
     if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
         return ReadModelUnavailableError(f"SQLite read models: {exc}")
+    if isinstance(exc, _UNSTORABLE):
+        return ReadModelError(f"SQLite read models: a parameter cannot be stored: {exc}")
     return ReadModelError(f"SQLite read models: {exc}")
 
 
@@ -42,19 +49,19 @@ class _SQLiteTransaction(ReadModelTransaction):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
             return self._conn.execute(sql, params).rowcount
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, *_UNSTORABLE) as exc:
             raise _translate(exc) from exc
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
             self._conn.executemany(sql, rows)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, *_UNSTORABLE) as exc:
             raise _translate(exc) from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
             return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, *_UNSTORABLE) as exc:
             raise _translate(exc) from exc
 
     @contextmanager
@@ -175,7 +182,7 @@ class SQLiteReadModels(ReadModelDatabase):
                 raise _translate(exc) from exc
         try:
             return conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, *_UNSTORABLE) as exc:
             raise _translate(exc) from exc
         finally:
             self._readers.put(conn)

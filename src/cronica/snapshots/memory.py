@@ -14,7 +14,7 @@ class MemorySnapshotStore(SnapshotStore):
         self._lock = threading.Lock()
         self._snapshots: dict[str, Snapshot] = {}
 
-    def save(self, snapshot: Snapshot) -> None:
+    def _save(self, snapshot: Snapshot) -> None:
         with self._lock:
             stored = self._snapshots.get(snapshot.aggregate_id)
             if (
@@ -24,10 +24,10 @@ class MemorySnapshotStore(SnapshotStore):
             ):
                 self._snapshots[snapshot.aggregate_id] = snapshot
 
-    def load(self, aggregate_id: str) -> Snapshot | None:
+    def _load(self, aggregate_id: str) -> Snapshot | None:
         with self._lock:
             return self._snapshots.get(aggregate_id)
 
-    def delete(self, aggregate_id: str) -> None:
+    def _delete(self, aggregate_id: str) -> None:
         with self._lock:
             self._snapshots.pop(aggregate_id, None)

@@ -32,7 +32,7 @@ class PostgresSnapshotStore(SnapshotStore):
     def __init__(self, connection: Connect) -> None:
         self._connection = connection
 
-    def save(self, snapshot: Snapshot) -> None:
+    def _save(self, snapshot: Snapshot) -> None:
         self._run(
             _SAVE,
             (
@@ -45,7 +45,7 @@ class PostgresSnapshotStore(SnapshotStore):
             ),
         )
 
-    def load(self, aggregate_id: str) -> Snapshot | None:
+    def _load(self, aggregate_id: str) -> Snapshot | None:
         rows = self._run(
             "SELECT aggregate_id, aggregate_type, version, schema_version, state,"
             " event_timestamp FROM cronica_snapshots WHERE aggregate_id = %s",
@@ -53,7 +53,7 @@ class PostgresSnapshotStore(SnapshotStore):
         )
         return Snapshot(*rows[0]) if rows else None
 
-    def delete(self, aggregate_id: str) -> None:
+    def _delete(self, aggregate_id: str) -> None:
         self._run("DELETE FROM cronica_snapshots WHERE aggregate_id = %s", (aggregate_id,))
 
     def _run(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -43,7 +43,7 @@ class SQLiteSnapshotStore(SnapshotStore):
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite: {exc}") from exc
 
-    def save(self, snapshot: Snapshot) -> None:
+    def _save(self, snapshot: Snapshot) -> None:
         params = (
             snapshot.aggregate_id,
             snapshot.aggregate_type,
@@ -55,7 +55,7 @@ class SQLiteSnapshotStore(SnapshotStore):
         )
         self._run(_SAVE, params)
 
-    def load(self, aggregate_id: str) -> Snapshot | None:
+    def _load(self, aggregate_id: str) -> Snapshot | None:
         rows = self._run(
             "SELECT aggregate_id, aggregate_type, version, schema_version, state,"
             " event_timestamp FROM cronica_snapshots WHERE aggregate_id = ?",
@@ -68,7 +68,7 @@ class SQLiteSnapshotStore(SnapshotStore):
             ident, kind, version, schema, _json.loads(state), datetime.fromisoformat(stamp)
         )
 
-    def delete(self, aggregate_id: str) -> None:
+    def _delete(self, aggregate_id: str) -> None:
         self._run("DELETE FROM cronica_snapshots WHERE aggregate_id = ?", (aggregate_id,))
 
     def _run(self, query: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:

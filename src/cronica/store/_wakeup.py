@@ -32,17 +32,22 @@ def check_after(after: Any) -> None:
         raise InvalidReadError(f"after must be an integer >= 0, not {after!r}")
 
 
+MAX_WAIT_SECONDS = 3e9
+"""The longest wait ``wait_for_events`` asks of threading (about 95 years)."""
+
+
 def check_wait_arguments(after: Any, timeout: Any) -> float:
     """Check ``wait_for_events``'s arguments; return the timeout as a float."""
     check_after(after)
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, int | float)
-        or math.isnan(timeout)
+        or timeout != timeout  # NaN (math.isnan would overflow on a huge int)
         or timeout < 0
     ):
         raise InvalidReadError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
-    return float(timeout)
+    # Past about a century, a wait is a wait without end (and threading's waits overflow).
+    return float(min(timeout, MAX_WAIT_SECONDS))
 
 
 def check_poll_interval(seconds: Any) -> float:

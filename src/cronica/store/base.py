@@ -11,10 +11,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cronica._closing import Closing
+from cronica._json import dump_object
 from cronica._validation import (
     check_aggregate_id,
     check_aggregate_type,
@@ -64,6 +65,37 @@ class AppendRequest:
 
 AppendOutcome = AppendResult | CronicaError
 """Per request of a batch: its result, or the error to raise to its caller."""
+
+
+def check_version_bound(version: Any, name: str = "version") -> None:
+    """Refuse a stream version bound that is not None or an integer >= 0."""
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 0
+    ):
+        raise InvalidReadError(f"{name} must be an integer >= 0, not {version!r}")
+
+
+def check_as_of(as_of: Any) -> None:
+    """Refuse a moment that is not None or a timezone-aware datetime."""
+    if as_of is not None and (not isinstance(as_of, datetime) or as_of.utcoffset() is None):
+        raise InvalidReadError("as_of must be a timezone-aware datetime")
+
+
+def check_imported_event(event: Any) -> None:
+    """Refuse a recorded event that :meth:`EventStore.append` could not have written."""
+    if not isinstance(event, RecordedEvent):
+        raise InvalidInputError(f"import takes RecordedEvent objects, not {type(event).__name__}")
+    if not isinstance(event.event_id, uuid.UUID):
+        raise InvalidInputError(f"an event id must be a UUID, not {event.event_id!r}")
+    check_aggregate_id(event.aggregate_id)
+    check_aggregate_type(event.aggregate_type)
+    check_event_type(event.event_type)
+    if type(event.version) is not int or not 1 <= event.version <= MAX_VERSION:
+        raise InvalidInputError(f"event {event.event_id}: version {event.version!r} is not valid")
+    if not isinstance(event.timestamp, datetime) or event.timestamp.utcoffset() is None:
+        raise InvalidInputError(f"event {event.event_id}: the timestamp needs a timezone")
+    dump_object(event.data, "data")
+    dump_object(event.metadata, "metadata")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +160,10 @@ class EventStore(Closing, abc.ABC):
     def __init__(
         self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE, upcasters: Upcasters | None = None
     ) -> None:
-        if max_event_size <= 0:
-            raise InvalidInputError("max_event_size must be positive")
+        if type(max_event_size) is not int or max_event_size <= 0:
+            raise InvalidInputError(
+                f"max_event_size must be a positive integer (bytes), not {max_event_size!r}"
+            )
         self.max_event_size = max_event_size
         self.upcasters = upcasters
         self._watch = HeadWatch()
@@ -230,8 +264,10 @@ class EventStore(Closing, abc.ABC):
         expected = check_expected_version(expected_version)
         if aggregate_type is not None:
             check_aggregate_type(aggregate_type)
-        if isinstance(events, NewEvent):
-            raise InvalidInputError("append takes a sequence of events, not a single NewEvent")
+        if isinstance(events, NewEvent) or not isinstance(events, Iterable):
+            raise InvalidInputError(
+                f"append takes a sequence of events, not {type(events).__name__}"
+            )
         batch = tuple(events)
         if not batch:
             raise InvalidInputError("append needs at least one event")
@@ -283,9 +319,14 @@ class EventStore(Closing, abc.ABC):
         timestamps, data, metadata; positions are this store's) and record ``progress``, in one
         transaction. Each stream's versions must continue its stored version densely, else
         ``InvalidInputError`` and nothing is written. For copies (``cronica migrate``), not for
-        applications: it checks no expected version and no idempotency.
+        applications: it checks no expected version and no idempotency. Each event is checked
+        as an append checks a new one (ids, types, data): a bad one is ``InvalidInputError``
+        (or a subclass) and nothing is written.
         """
-        self._import_events(list(events), progress)
+        chosen = list(events)
+        for event in chosen:
+            check_imported_event(event)
+        self._import_events(chosen, progress)
 
     def _import_events(self, events: list[RecordedEvent], progress: CopyProgress) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot import events")
@@ -314,15 +355,18 @@ class EventStore(Closing, abc.ABC):
         check_aggregate_id(aggregate_id)
         if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
             raise InvalidReadError(f"from_version must be an integer >= 1, not {from_version!r}")
-        if to_version is not None and (
-            isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 0
-        ):
-            raise InvalidReadError(f"to_version must be an integer >= 0, not {to_version!r}")
+        check_version_bound(to_version, "to_version")
         _check_limit(limit)
-        if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
-            raise InvalidReadError("as_of must be a timezone-aware datetime")
+        check_as_of(as_of)
         if limit == 0 or (to_version is not None and to_version < from_version):
             return []
+        if as_of is not None:
+            try:
+                as_of = as_of.astimezone(UTC)
+            except OverflowError:  # beyond year 1 or 9999 in UTC: before or after everything
+                if as_of.year == 1:
+                    return []
+                as_of = None
         if from_version > MAX_VERSION:
             return []
         # Beyond what a database integer holds, a bound is the same as no bound.
@@ -445,8 +489,11 @@ class EventStore(Closing, abc.ABC):
         a look at what happened lately (the console's log page). Only events a reader of the
         log may see (on PostgreSQL, below the readable bound): ``read_all(after=`` the newest
         one's position ``)`` then follows on without missing any. Not a cursor itself."""
+        if limit is None:
+            raise InvalidReadError("read_recent needs a limit (an integer >= 0)")
         _check_limit(limit)
         types = _check_names(event_types, check_event_type, "event_types")
+        limit = min(limit, MAX_POSITION)  # beyond what a database integer holds: no bound
         events = self._read_recent(limit, types)
         return events if self._upcasters is None else self._upcasters.upcast_all(events)
 
@@ -484,8 +531,10 @@ class EventStore(Closing, abc.ABC):
         (None: all)."""
         if aggregate_type is not None:
             check_aggregate_type(aggregate_type)
-        if after is not None and not (isinstance(after, str) and encodes(after)):
-            raise InvalidReadError("after must be an aggregate id (a string)")
+        if after is not None and not (
+            isinstance(after, str) and encodes(after) and "\x00" not in after
+        ):
+            raise InvalidReadError("after must be an aggregate id (a string without NUL)")
         _check_limit(limit)
         limit = MAX_POSITION if limit is None else min(limit, MAX_POSITION)
         return self._list_streams(aggregate_type, after, limit)
@@ -596,6 +645,8 @@ def _check_names(
         return None
     if isinstance(names, str):
         raise InvalidReadError(f"{what} must be a sequence of names, not a single string")
+    if not isinstance(names, Iterable):
+        raise InvalidReadError(f"{what} must be a sequence of names, not {type(names).__name__}")
     return tuple(check(name) for name in names)
 
 
