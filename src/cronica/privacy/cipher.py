@@ -45,7 +45,16 @@ from cronica.event_types import ERASED_PLACEHOLDER
 from cronica.events import NewEvent, RecordedEvent
 from cronica.privacy.keys import SubjectKeys
 
-__all__ = ["ERASED", "PREFIX", "SUBJECT_KEY", "PersonalData", "any_sealed", "is_sealed", "readable"]
+__all__ = [
+    "ERASED",
+    "ERASURE_EVENT",
+    "PREFIX",
+    "SUBJECT_KEY",
+    "PersonalData",
+    "any_sealed",
+    "is_sealed",
+    "readable",
+]
 
 log = logging.getLogger("cronica.privacy")
 
@@ -57,6 +66,9 @@ ERASED = ERASED_PLACEHOLDER
 
 SUBJECT_KEY = "subjectId"
 """The metadata entry naming the data subject of an event's personal fields."""
+
+ERASURE_EVENT: Final = "PersonalDataErased"
+"""The event that records a forgotten subject (see :mod:`cronica.privacy.erasure`)."""
 
 
 class PersonalData:
@@ -134,6 +146,13 @@ class PersonalData:
         sealed = [i for i, event in enumerate(events) if any(map(is_sealed, event.data.values()))]
         if not sealed:
             return events
+        for event in events:
+            if event.event_type == ERASURE_EVENT and isinstance(
+                subject := event.data.get("subjectId"), str
+            ):
+                # A key this process still holds may have been destroyed by another one: what
+                # was written with it after the erasure must not open here.
+                self.keys.drop_cached(subject)
         self.keys.prefetch(
             (subject, _key_id(value))
             for i in sealed

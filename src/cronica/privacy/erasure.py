@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cronica._json import dump_object
 from cronica._validation import (
@@ -43,16 +43,15 @@ from cronica._validation import (
     check_text,
 )
 from cronica.audit import Audit, current_audit
-from cronica.errors import DuplicateEventError
+from cronica.errors import DuplicateEventError, InvalidInputError
 from cronica.event_types import DomainEvent
 from cronica.events import NewEvent
-from cronica.privacy.cipher import SUBJECT_KEY, is_sealed
+from cronica.privacy.cipher import ERASURE_EVENT, SUBJECT_KEY, is_sealed
 from cronica.privacy.keys import SubjectKeys
 from cronica.store.base import EventStore
 
 __all__ = ["ERASURE_EVENT", "Erasure", "PersonalDataErased", "forget"]
 
-ERASURE_EVENT: Final = "PersonalDataErased"
 """The event type recording that a subject's personal data was erased."""
 
 
@@ -82,6 +81,16 @@ class Erasure:
     position: int | None
 
 
+def _check_stream_is_theirs(events: list[Any], subject_id: str, stream: str) -> None:
+    """Refuse to mark another person's stream as erased: a stream whose personal data all
+    belongs to other subjects is not this subject's."""
+    subjects = {e.metadata.get(SUBJECT_KEY) for e in events} - {None}
+    if subjects and subject_id not in subjects:
+        raise InvalidInputError(
+            f"stream {stream!r} holds personal data of other subjects only, not of {subject_id!r}"
+        )
+
+
 def forget(
     store: EventStore,
     subject_id: str,
@@ -95,7 +104,8 @@ def forget(
     (default: the stream named like the subject) when it exists, delete its snapshots.
 
     ``InvalidInputError`` (and nothing destroyed) for a subject id or stream that is not a valid
-    id, an empty reason, a reason over 500 characters or one that cannot be stored.
+    id, a stream whose personal data belongs to other subjects only, an empty reason, a reason
+    over 500 characters or one that cannot be stored.
     """
     # Every argument is checked before anything is destroyed: a forget cannot be undone.
     check_subject_id(subject_id)
@@ -104,6 +114,11 @@ def forget(
     metadata = (audit or Audit()).merged_over(current_audit()).metadata()
     dump_object(metadata, "metadata")
     keys = store.subject_keys() if keys is None else keys
+    _check_stream_is_theirs(store.read_stream(stream), subject_id, stream)
+    destroyed = keys.forget(subject_id, reason=reason)
+    # Read after the keys are gone: an append that raced this call (an account opened just
+    # now) is in the stream by then, or it is refused or sealed with a key that no longer
+    # exists; either way its stream gets the erasure.
     events = store.read_stream(stream)
     fields = sorted(
         {
@@ -114,7 +129,6 @@ def forget(
             if is_sealed(value)
         }
     )
-    destroyed = keys.forget(subject_id, reason=reason)
     if not events:
         return Erasure(subject_id, destroyed, stream, tuple(fields), None)
     forgotten_at = keys.forgotten_at(subject_id)

@@ -141,10 +141,13 @@ class SubjectKeys:
 
     def active_sealer(self, subject_id: str) -> tuple[str, bytes, AESGCM]:
         """:meth:`active_key` with the key's cipher, made once per cached key."""
+        if type(subject_id) is not str:  # before the cache: a list is not even hashable
+            check_subject_id(subject_id)
         now = time.monotonic()
         cached = self._active.get(subject_id)
         if cached is not None and cached[0] > now:
             return cached[1], cached[2], cached[3]
+        check_subject_id(subject_id)
         for _ in range(3):
             rows = self.db.query(
                 "SELECT key_id, key_data, wrapped FROM cronica_subject_keys"
@@ -177,13 +180,18 @@ class SubjectKeys:
         """:meth:`key` with the key's cipher, made once per cached key. A key not in memory is
         asked for (never assumed missing), unless ``fetch`` is off because :meth:`prefetch`
         has just asked."""
+        if type(subject_id) is not str:  # before the cache: a list is not even hashable
+            check_subject_id(subject_id)
         cached = self._cache.get((subject_id, key_id))
         if cached is not None and cached[0] > time.monotonic():
             return cached[1], cached[2]
         if not fetch:
             return None
+        check_subject_id(subject_id)
         self._fetch([subject_id])
         cached = self._cache.get((subject_id, key_id))
+        # Not read again: the key is gone (forgotten, maybe by another process). A copy kept
+        # from before must not open anything now.
         return None if cached is None else (cached[1], cached[2])
 
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -208,6 +216,11 @@ class SubjectKeys:
             with self._lock:
                 if len(self._cache) > MAX_CACHED_KEYS:
                     self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                # Keys of these subjects kept from earlier and not in the table any more are
+                # destroyed: forget them here too.
+                asked = set(chunk)
+                for gone in [k for k in self._cache if k[0] in asked]:
+                    del self._cache[gone]
                 for subject_id, key_id, data, wrapped in rows:
                     key = self._unwrap(str(subject_id), str(data), bool(wrapped))
                     self._cache[(str(subject_id), str(key_id))] = (expiry, key, AESGCM(key))
@@ -215,6 +228,7 @@ class SubjectKeys:
     def rotate(self, subject_id: str) -> str:
         """Retire the subject's key in use for a new one; return the new key's id. What the old
         key encrypted stays readable."""
+        check_subject_id(subject_id)
         self._check_not_forgotten(subject_id)
         with self._lock:
             self._active.pop(subject_id, None)
@@ -243,15 +257,22 @@ class SubjectKeys:
                 " VALUES (?, ?, ?) ON CONFLICT (subject_id) DO NOTHING",
                 [subject_id, _now(), reason],
             )
-        with self._lock:
-            self._active.pop(subject_id, None)
-            for cached in [k for k in self._cache if k[0] == subject_id]:
-                del self._cache[cached]
+        self.drop_cached(subject_id)
         if sqlite:
             empty_wal(self.db)
         return gone
 
+    def drop_cached(self, subject_id: str) -> None:
+        """Drop the subject's keys held in memory: the next use reads the table (a reader that
+        meets ``PersonalDataErased`` calls this, so that a copy of a key destroyed by another
+        process opens nothing written after it)."""
+        with self._lock:
+            self._active.pop(subject_id, None)
+            for cached in [k for k in self._cache if k[0] == subject_id]:
+                del self._cache[cached]
+
     def forgotten(self, subject_id: str) -> bool:
+        check_subject_id(subject_id)
         return bool(
             self.db.query(
                 "SELECT 1 FROM cronica_forgotten_subjects WHERE subject_id = ?", [subject_id]
@@ -260,6 +281,7 @@ class SubjectKeys:
 
     def forgotten_at(self, subject_id: str) -> str | None:
         """When the subject was forgotten (ISO 8601), or None."""
+        check_subject_id(subject_id)
         rows = self.db.query(
             "SELECT forgotten_at FROM cronica_forgotten_subjects WHERE subject_id = ?",
             [subject_id],
@@ -268,6 +290,7 @@ class SubjectKeys:
 
     def has_keys(self, subject_id: str) -> bool:
         """Whether any key of the subject exists (in use or retired)."""
+        check_subject_id(subject_id)
         return bool(
             self.db.query("SELECT 1 FROM cronica_subject_keys WHERE subject_id = ?", [subject_id])
         )
@@ -275,6 +298,7 @@ class SubjectKeys:
     def allow_again(self, subject_id: str) -> None:
         """The explicit decision to store personal data of a forgotten subject again (a person
         who came back): a new key is made on next use; what was forgotten stays unreadable."""
+        check_subject_id(subject_id)
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM cronica_forgotten_subjects WHERE subject_id = ?", [subject_id])
 

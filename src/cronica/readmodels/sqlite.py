@@ -204,14 +204,29 @@ class SQLiteReadModels(ReadModelDatabase):
                 shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-def empty_wal(db: ReadModelDatabase, attempts: int = 20) -> bool:
+def empty_wal(db: ReadModelDatabase, attempts: int = 20, wait: float = 0.25) -> bool:
     """Copy a SQLite database's write-ahead log into its file and empty it, so that what was
-    deleted securely leaves no copy in the log; retried while readers hold the log. False
+    deleted securely leaves no copy in the log; retried while readers hold the log, each try
+    waiting at most ``wait`` seconds for them (about 5 s in all: a reader that stays longer
+    must not hold up a forget for the database's whole busy timeout, 30 s, per try). False
     (and a warning) when it could not be done now: the log is emptied at a later checkpoint."""
-    for attempt in range(attempts):
-        busy = db.query("PRAGMA wal_checkpoint(TRUNCATE)")[0][0]
-        if not busy:
-            return True
-        time.sleep(0.005 * (attempt + 1))
+    if not isinstance(db, SQLiteReadModels):
+        return True
+    try:
+        conn = sqlite3.connect(db.path, isolation_level=None, timeout=0)
+    except sqlite3.Error as exc:
+        raise _translate(exc) from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        for attempt in range(attempts):
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:  # "database is locked": a writer holds it
+                busy = 1
+            if not busy:
+                return True
+            time.sleep(0.005 * (attempt + 1))
+    finally:
+        conn.close()
     log.warning("the write-ahead log could not be emptied now: readers hold it")
     return False
