@@ -92,6 +92,22 @@ def projector_command(store_url: str) -> list[str]:
     ]  # fmt: skip
 
 
+def lowest_checkpoint(store_url: str) -> int:
+    """The position every projection has reached (0 before the projector made its tables)."""
+    with connect_read_models(store_url) as db:
+        if not db.table_exists("cronica_projections"):
+            return 0
+        rows = db.query("SELECT min(position) FROM cronica_projections")
+        return int(rows[0][0] or 0)
+
+
+def wait_for_progress(store_url: str, since: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while lowest_checkpoint(store_url) <= since:
+        assert time.monotonic() < deadline, "the projector applied nothing"
+        time.sleep(0.05)
+
+
 def snapshot(db: Any) -> dict[str, list[tuple[Any, ...]]]:
     return {name: sorted(db.query(sql)) for name, sql in QUERIES.items()}
 
@@ -118,13 +134,13 @@ def test_read_models_survive_sigkill_and_equal_a_rebuild_from_zero(
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                time.sleep(rng.uniform(0.6, 1.5))  # start-up, then some batches
+                # Until this run has applied something (start-up is slow on a busy machine),
+                # then a random moment further: a kill in mid-stream.
+                wait_for_progress(store_url, positions[-1] if positions else 0)
+                time.sleep(rng.uniform(0.0, 0.6))
                 process.send_signal(signal.SIGKILL)
                 process.wait(timeout=10)
-                with connect_read_models(store_url) as db:
-                    if db.table_exists("cronica_projections"):
-                        rows = db.query("SELECT min(position) FROM cronica_projections")
-                        positions.append(rows[0][0] or 0)
+                positions.append(lowest_checkpoint(store_url))
         finally:
             writer.stopped.set()
             writer.join(timeout=10)

@@ -227,8 +227,14 @@ def test_a_relay_killed_mid_stream_loses_nothing_and_repeats_nothing(
                 worker = subprocess.Popen(
                     command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                 )
-                time.sleep(rng.uniform(0.8, 1.6))
-                worker.send_signal(signal.SIGKILL)  # mid-stream: the writer never pauses
+                # Until this run has published something (start-up is slow on a busy
+                # machine), then a random moment further: mid-stream, the writer never pauses.
+                before, deadline = len(entries(stream_key)), time.monotonic() + 60
+                while len(entries(stream_key)) <= before:
+                    assert time.monotonic() < deadline, "the worker published nothing"
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 0.6))
+                worker.send_signal(signal.SIGKILL)
                 worker.wait(timeout=10)
                 published.append(len(entries(stream_key)))
         finally:
