@@ -258,12 +258,15 @@ def test_with_keys_the_console_asks_for_one_and_keeps_it_in_a_cookie(
     assert client.get("/ui/log", follow_redirects=False).status_code == 303
 
 
-def test_the_live_log_sends_new_events_as_rows(
-    serve: Callable[..., Server], tmp_path: pytest.TempPathFactory
-) -> None:
-    server = serve("--store", "memory://")
-    api = server.base
+def server_with_an_account(serve: Callable[..., Server]) -> str:
+    """``cronica serve`` on a memory store where ``acc-1`` is open; its base URL."""
+    api: str = serve("--store", "memory://").base
     httpx.post(f"{api}/accounts", json={"owner": OWNER, "accountId": "acc-1"})
+    return api
+
+
+def test_the_live_log_sends_new_events_as_rows(serve: Callable[..., Server]) -> None:
+    api = server_with_an_account(serve)
     with httpx.Client(timeout=10) as client:
         head = re.findall(r'data-after="(\d+)"', client.get(f"{api}/ui/log").text)[0]
         with client.stream("GET", f"{api}/ui/log/live", params={"after": head}) as live:
@@ -278,11 +281,9 @@ def test_the_live_log_sends_new_events_as_rows(
 
 
 def test_the_live_log_resumes_after_the_last_row_a_reconnecting_browser_saw(
-    serve: Callable[..., Server], tmp_path: pytest.TempPathFactory
+    serve: Callable[..., Server],
 ) -> None:
-    server = serve("--store", "memory://")
-    api = server.base
-    httpx.post(f"{api}/accounts", json={"owner": OWNER, "accountId": "acc-1"})
+    api = server_with_an_account(serve)
     deposits = [
         httpx.post(f"{api}/accounts/acc-1/deposits", json={"amount": f"{n}.00"}).json()
         for n in (1, 2, 3)

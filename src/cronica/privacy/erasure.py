@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from cronica._json import dump_object
 from cronica._validation import (
@@ -45,15 +45,12 @@ from cronica._validation import (
 from cronica.audit import Audit, current_audit
 from cronica.errors import DuplicateEventError, InvalidInputError
 from cronica.event_types import DomainEvent
-from cronica.events import NewEvent
+from cronica.events import NewEvent, RecordedEvent
 from cronica.privacy.cipher import ERASURE_EVENT, SUBJECT_KEY, is_sealed
 from cronica.privacy.keys import SubjectKeys
 from cronica.store.base import EventStore
 
 __all__ = ["ERASURE_EVENT", "Erasure", "PersonalDataErased", "forget"]
-
-"""The event type recording that a subject's personal data was erased."""
-
 
 _ERASURE_NAMESPACE: Final = uuid.UUID("0b6f3c1e-2f7a-4d59-8c1e-7d3a9e4b5f60")
 
@@ -81,7 +78,7 @@ class Erasure:
     position: int | None
 
 
-def _check_stream_is_theirs(events: list[Any], subject_id: str, stream: str) -> None:
+def _check_stream_is_theirs(events: list[RecordedEvent], subject_id: str, stream: str) -> None:
     """Refuse to mark another person's stream as erased: a stream whose personal data all
     belongs to other subjects is not this subject's."""
     subjects = {e.metadata.get(SUBJECT_KEY) for e in events} - {None}
