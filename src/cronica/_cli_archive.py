@@ -6,6 +6,7 @@ Registered on the ``cronica`` app by :mod:`cronica.cli`.
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,9 @@ from cronica.archive import ARCHIVE_DIR_VARIABLE, ArchivePolicy, Archiver
 from cronica.cli import JsonFlag, StoreURL, _reports_errors, app
 from cronica.errors import InvalidInputError
 from cronica.events import parse_timestamp
+
+MAX_IDLE_DAYS = 999_999_999
+"""The most days a timedelta holds."""
 
 ArchiveDir = Annotated[
     Path | None,
@@ -34,7 +38,9 @@ ArchiveDir = Annotated[
 def archive(
     idle_days: Annotated[
         float | None,
-        typer.Option(min=0, help="Archive streams with no event for this many days."),
+        typer.Option(
+            min=0, max=MAX_IDLE_DAYS, help="Archive streams with no event for this many days."
+        ),
     ] = None,
     before: Annotated[
         str | None,
@@ -79,6 +85,8 @@ def archive(
             return
         if (idle_days is None) == (before is None):
             raise InvalidInputError("give --idle-days or --before (one of them)")
+        if idle_days is not None and not math.isfinite(idle_days):  # nan passes min and max
+            raise InvalidInputError(f"--idle-days must be a number of days, not {idle_days}")
         policy = ArchivePolicy(
             idle_for=None if idle_days is None else timedelta(days=idle_days),
             before=None if before is None else parse_timestamp(before),

@@ -255,5 +255,7 @@ def parse_timestamp(text: str) -> datetime:
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:  # overflow: a moment outside years 1-9999 in UTC
+    except ValueError as exc:
         raise InvalidInputError(f"not an RFC 3339 timestamp: {text!r}") from exc
+    except OverflowError as exc:
+        raise InvalidInputError(f"{text!r} is outside the years 1 to 9999 in UTC") from exc

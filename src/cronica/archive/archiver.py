@@ -30,24 +30,32 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cronica import _json
-from cronica._validation import MAX_REASON_LENGTH, check_text
+from cronica._validation import (
+    MAX_REASON_LENGTH,
+    check_aggregate_id,
+    check_aggregate_type,
+    check_text,
+)
 from cronica.archive.files import (
     ArchiveFileError,
     check_file,
     read_events,
+    read_parts,
     write_events,
     write_manifest,
 )
 from cronica.errors import CronicaError, InvalidInputError, StoreError
 from cronica.events import RecordedEvent
+from cronica.readmodels.base import ReadModelTransaction
 from cronica.readmodels.sqlite import empty_wal
 from cronica.store._archive_rows import ArchiveBatch, ArchivedStream
 from cronica.store.base import EventStore
@@ -77,17 +85,47 @@ class ArchivePolicy:
     aggregate_types: tuple[str, ...] | None = None
     max_streams: int = 1_000
 
-    def cutoff(self, now: datetime) -> datetime:
+    def __post_init__(self) -> None:
         if (self.idle_for is None) == (self.before is None):
             raise InvalidInputError("an archive policy needs idle_for or before (one of them)")
         if self.idle_for is not None:
+            if not isinstance(self.idle_for, timedelta):
+                raise InvalidInputError(
+                    f"idle_for must be a timedelta, not {type(self.idle_for).__name__}"
+                )
             if self.idle_for < timedelta(0):
                 raise InvalidInputError("idle_for must not be negative")
-            return now - self.idle_for
-        assert self.before is not None
-        if self.before.tzinfo is None:
-            raise InvalidInputError("before must be a timezone-aware datetime")
-        return self.before
+        if self.before is not None:
+            if not isinstance(self.before, datetime):  # a date, a string
+                raise InvalidInputError(
+                    f"before must be a datetime, not {type(self.before).__name__}"
+                )
+            if self.before.tzinfo is None:
+                raise InvalidInputError("before must be a timezone-aware datetime")
+        if self.aggregate_types is not None:
+            names: object = self.aggregate_types
+            if isinstance(names, str | bytes) or not isinstance(names, Sequence | set):
+                raise InvalidInputError("aggregate_types must be a sequence of aggregate types")
+            object.__setattr__(
+                self, "aggregate_types", tuple(check_aggregate_type(n) for n in names)
+            )
+        if type(self.max_streams) is not int or self.max_streams < 1:
+            raise InvalidInputError(
+                f"max_streams must be an integer of at least 1, not {self.max_streams!r}"
+            )
+
+    def cutoff(self, now: datetime) -> datetime:
+        """The moment before which a stream's last event must lie (for a cutoff before year 1
+        in UTC, the earliest moment: nothing is that old)."""
+        try:
+            if self.idle_for is not None:
+                return (now - self.idle_for).astimezone(UTC)
+            assert self.before is not None
+            return self.before.astimezone(UTC)
+        except OverflowError:  # beyond years 1-9999 in UTC
+            if self.before is not None and self.before.year > 1:
+                return datetime.max.replace(tzinfo=UTC)
+            return datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +176,8 @@ class Archiver:
         self.store = store
         self.db = store.side_database()
         self.directory = Path(directory).resolve() if directory else default_directory(store)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise InvalidInputError(f"the archive directory {self.directory} is not a directory")
         self.clock = clock
 
     # -- archiving -------------------------------------------------------------------------------
@@ -145,8 +185,6 @@ class Archiver:
     def candidates(self, policy: ArchivePolicy) -> list[str]:
         """The streams ``policy`` picks that still have events in the hot table."""
         cutoff = policy.cutoff(self.clock())
-        if policy.max_streams < 1:
-            raise InvalidInputError("max_streams must be at least 1")
         sql = (
             "SELECT s.aggregate_id FROM cronica_streams s WHERE s.updated_at < ?"
             " AND EXISTS (SELECT 1 FROM events e WHERE e.aggregate_id = s.aggregate_id)"
@@ -162,20 +200,31 @@ class Archiver:
     def archive(self, policy: ArchivePolicy, *, actor: str, reason: str) -> ArchiveReport:
         """Move the streams ``policy`` picks into a new batch file; see the module docstring."""
         _check_words(actor, reason)
-        streams = self.candidates(policy)
-        if not streams:
-            return ArchiveReport(None, None, None, 0, 0)
-        return self.archive_streams(streams, actor=actor, reason=reason)
+        for _ in range(_ARCHIVE_TRIES):
+            streams = self.candidates(policy)
+            if not streams:
+                return ArchiveReport(None, None, None, 0, 0)
+            try:
+                return self.archive_streams(streams, actor=actor, reason=reason)
+            except _ArchiveChangedError:
+                continue  # another archiver or a restore took some of them: pick again
+        raise StoreError(
+            f"the streams this policy picks changed during each of {_ARCHIVE_TRIES} tries to"
+            " archive them: nothing archived, try again"
+        )
 
     def archive_streams(
         self, aggregate_ids: Sequence[str], *, actor: str, reason: str
     ) -> ArchiveReport:
-        """Move the hot events of these streams into a new batch file."""
+        """Move the hot events of these streams into a new batch file. ``StoreError`` (and
+        nothing moved, the batch's files removed) when another archive or a restore changed
+        one of them in the meantime."""
         _check_words(actor, reason)
+        ids = _check_stream_ids(aggregate_ids)
         events: list[RecordedEvent] = []
         parts: list[ArchivedStream] = []
         batch = f"{self.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
-        for aggregate_id in sorted(set(aggregate_ids)):
+        for aggregate_id in ids:
             hot = self.store._read_stream(aggregate_id, 1, None, None, False, None)  # as stored
             if hot:
                 events += hot
@@ -191,7 +240,12 @@ class Archiver:
                 f"the log's followers have read up to position {followed}, these streams reach"
                 f" {top}: archive streams idle long enough for every follower to have read them"
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission
+            raise ArchiveFileError(
+                f"cannot use {self.directory} as the archive directory: {exc}"
+            ) from exc
         path = self.directory / f"{batch}.parquet"
         digest = write_events(path, events)
         # Verified before anything is removed: the file holds exactly what was read.
@@ -217,12 +271,17 @@ class Archiver:
                 "reason": reason,
             },
         )  # fmt: skip
-        self._commit_archive(
-            ArchiveBatch(batch, str(path), digest, len(events), len(parts), archived_at, actor,
-                         reason),
-            parts,
-            top,
-        )  # fmt: skip
+        try:
+            self._commit_archive(
+                ArchiveBatch(batch, str(path), digest, len(events), len(parts), archived_at,
+                             actor, reason),
+                parts,
+                top,
+            )  # fmt: skip
+        except _ArchiveChangedError:  # rolled back for certain: no index row names these files
+            path.unlink(missing_ok=True)
+            (self.directory / f"{batch}.json").unlink(missing_ok=True)
+            raise
         return ArchiveReport(batch, str(path), digest, len(parts), len(events))
 
     def followers_position(self) -> int | None:
@@ -245,6 +304,7 @@ class Archiver:
         self, batch: ArchiveBatch, parts: list[ArchivedStream], last_position: int
     ) -> None:
         with self.db.transaction() as tx:
+            self._lock_archive(tx)  # no restore commits between these checks and the deletes
             if self.db.dialect == "postgresql":
                 tx.execute("SET LOCAL synchronous_commit = on")
             tx.execute("INSERT INTO cronica_change_permits (operation) VALUES ('archive')")
@@ -253,7 +313,7 @@ class Archiver:
                     "SELECT 1 FROM events WHERE aggregate_id = ? AND event_version < ? LIMIT 1",
                     [part.aggregate_id, part.first_version],
                 ):  # a restore put older versions back meanwhile: archive the stream whole
-                    raise StoreError(
+                    raise _ArchiveChangedError(
                         f"stream {part.aggregate_id!r} changed while it was archived"
                         " (older versions came back): nothing removed"
                     )
@@ -262,7 +322,7 @@ class Archiver:
                     [part.aggregate_id, part.first_version, part.last_version],
                 )
                 if gone != part.events:
-                    raise StoreError(
+                    raise _ArchiveChangedError(
                         f"stream {part.aggregate_id!r} changed while it was archived"
                         f" ({gone} events to remove, {part.events} archived): nothing removed"
                     )
@@ -287,82 +347,155 @@ class Archiver:
     ) -> RestoreReport:
         """Put archived streams back into the hot table with their positions, whole: the
         streams of ``batch`` or ``aggregate_ids``, every archived part of each (from whatever
-        batch). Each file's checksum is checked first; a batch with nothing left archived loses
-        its index row and its files."""
+        batch), in one transaction. Every file is checked (checksum, and that it holds the
+        versions the index names) before anything is written; a batch with nothing left
+        archived loses its index row and its files. Naming a stream the store never had is an
+        error; one with nothing archived is left as it is."""
+        ids = self._streams_to_restore(batch, aggregate_ids)
+        for _ in range(_RESTORE_TRIES):
+            plan = self._plan_restore(ids)
+            if not plan.parts:
+                return RestoreReport(0, 0, ())
+            try:
+                emptied = self._commit_restore(plan)
+            except _ArchiveChangedError:
+                continue  # an archive of these streams committed meanwhile: plan again
+            for name in emptied:
+                file = plan.files[name]
+                file.unlink(missing_ok=True)
+                (file.parent / f"{name}.json").unlink(missing_ok=True)
+            streams = len({part[0] for part in plan.parts})
+            return RestoreReport(streams, len(plan.events), tuple(emptied))
+        raise StoreError(
+            f"the archive of these streams changed during each of {_RESTORE_TRIES} tries to"
+            " restore them: nothing restored, try again"
+        )
+
+    def _streams_to_restore(
+        self, batch: str | None, aggregate_ids: Sequence[str] | None
+    ) -> list[str]:
         if (batch is None) == (aggregate_ids is None):
             raise InvalidInputError("restore a batch or some streams (one of the two)")
         if batch is not None:
+            check_text(batch, "the archive batch", MAX_REASON_LENGTH)
             members = self.db.query(
                 "SELECT aggregate_id FROM cronica_archived_streams WHERE batch = ?", [batch]
             )
             if not members:
                 raise InvalidInputError(f"no archive batch {batch!r}")
-            aggregate_ids = [str(m[0]) for m in members]
-        assert aggregate_ids is not None
-        # A stream comes back whole (all its archived parts, whatever batch holds them): the
-        # archived versions of a stream stay its lowest ones, which is what reads rely on.
-        ids = sorted(set(aggregate_ids))
-        rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows += self.db.query(
-                _PARTS_SQL + f" WHERE s.aggregate_id IN ({', '.join('?' * len(chunk))})", chunk
-            )
-        by_batch: dict[str, list[tuple[Any, ...]]] = {}
-        for row in rows:
-            by_batch.setdefault(str(row[1]), []).append(row)
-        restored_streams = restored_events = 0
-        emptied: list[str] = []
-        for name, parts in sorted(by_batch.items()):
-            file, sha256 = Path(str(parts[0][5])), str(parts[0][6])
-            check_file(file, sha256)
-            wanted = {str(p[0]): (int(p[2]), int(p[3]), int(p[4])) for p in parts}
-            events = [
-                e
-                for e in read_events(file, list(wanted))
-                if wanted[e.aggregate_id][0] <= e.version <= wanted[e.aggregate_id][1]
-            ]
-            counts = Counter(e.aggregate_id for e in events)
-            for aggregate_id, (_, _, count) in wanted.items():
-                found = counts[aggregate_id]
-                if found != count:
-                    raise ArchiveFileError(
-                        f"archive file {file} holds {found} events of {aggregate_id!r},"
-                        f" the index says {count}: nothing restored"
-                    )
-            if self._commit_restore(name, events, list(wanted)):
-                emptied.append(name)
-                file.unlink(missing_ok=True)
-                (file.parent / f"{name}.json").unlink(missing_ok=True)
-            restored_streams += len(wanted)
-            restored_events += len(events)
-        return RestoreReport(restored_streams, restored_events, tuple(emptied))
+            return sorted({str(m[0]) for m in members})
+        ids = _check_stream_ids(aggregate_ids)
+        known: set[str] = set()
+        for chunk in _chunks(ids):
+            known |= {
+                str(row[0])
+                for row in self.db.query(
+                    "SELECT aggregate_id FROM cronica_streams WHERE aggregate_id IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+            }
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise InvalidInputError(f"no stream {unknown[0]!r} in this store: nothing restored")
+        return ids
 
-    def _commit_restore(self, batch: str, events: list[RecordedEvent], ids: list[str]) -> bool:
-        """Insert the events and drop their index rows in one transaction; True when the batch
-        has nothing archived left (its row is gone too)."""
+    def _archived_parts_of(
+        self, query: Callable[..., list[tuple[Any, ...]]], ids: list[str]
+    ) -> set[tuple[str, str, int, int, int]]:
+        """The index rows (aggregate id, batch, first and last version, events) of these
+        streams, read through ``query`` (the database's, or a transaction's)."""
+        parts: set[tuple[str, str, int, int, int]] = set()
+        for chunk in _chunks(ids):
+            rows = query(
+                "SELECT aggregate_id, batch, first_version, last_version, events FROM"
+                f" cronica_archived_streams WHERE aggregate_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            parts |= {(str(a), str(b), int(f), int(t), int(n)) for a, b, f, t, n in rows}
+        return parts
+
+    def _plan_restore(self, ids: list[str]) -> _RestorePlan:
+        """What restoring these streams brings back, read and checked before anything is
+        written: ``ArchiveFileError`` when a file is missing, damaged or not what the index
+        says."""
+        parts = self._archived_parts_of(self.db.query, ids)
+        by_batch: dict[str, list[tuple[str, str, int, int, int]]] = {}
+        for part in parts:
+            by_batch.setdefault(part[1], []).append(part)
+        files: dict[str, Path] = {}
+        names = sorted(by_batch)
+        for chunk in _chunks(names):
+            for name, sha256, file in self.db.query(
+                "SELECT batch, sha256, file FROM cronica_archive_batches WHERE batch IN"
+                f" ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                check_file(Path(str(file)), str(sha256))
+                files[str(name)] = Path(str(file))
+        events: list[RecordedEvent] = []
+        for name in names:
+            if name not in files:  # pragma: no cover - the foreign key keeps the row
+                raise StoreError(f"archive batch {name!r} has parts but no row")
+            for aggregate_id, _, first, last, count in by_batch[name]:
+                if count != last - first + 1:
+                    raise StoreError(
+                        f"the archive index says batch {name!r} holds {count} events of"
+                        f" {aggregate_id!r}, versions {first} to {last}: nothing restored"
+                    )
+            events += read_parts(files[name], {a: (f, t) for a, _, f, t, _ in by_batch[name]})
+        return _RestorePlan(parts, files, events)
+
+    def _commit_restore(self, plan: _RestorePlan) -> list[str]:
+        """Insert the events and drop their index rows in one transaction, after checking that
+        the index still holds exactly the planned parts (``_ArchiveChangedError`` if not); the
+        batches with nothing archived left, whose rows went too and whose files may go."""
         rows = [
             (e.position, str(e.event_id), e.aggregate_id, e.aggregate_type, e.event_type,
              e.version, _json.dumps(e.data).decode(), _json.dumps(e.metadata).decode(),
              self._moment(e.timestamp))
-            for e in events
+            for e in plan.events
         ]  # fmt: skip
+        ids = sorted({part[0] for part in plan.parts})
+        emptied: list[str] = []
         with self.db.transaction() as tx:
+            self._lock_archive(tx)
             if self.db.dialect == "postgresql":  # the files go once this is on disk
                 tx.execute("SET LOCAL synchronous_commit = on")
+            self._check_parts_unchanged(tx, plan, ids)
             tx.executemany(_RESTORE_SQL[self.db.dialect], rows)
             tx.executemany(
                 "DELETE FROM cronica_archived_streams WHERE batch = ? AND aggregate_id = ?",
-                [(batch, aggregate_id) for aggregate_id in ids],
+                [(batch, aggregate_id) for aggregate_id, batch, *_ in sorted(plan.parts)],
             )
-            left = tx.query("SELECT 1 FROM cronica_archived_streams WHERE batch = ? LIMIT 1",
-                            [batch])  # fmt: skip
-            if not left:
-                tx.execute("DELETE FROM cronica_archive_batches WHERE batch = ?", [batch])
+            for batch in sorted(plan.files):
+                if not tx.query(
+                    "SELECT 1 FROM cronica_archived_streams WHERE batch = ? LIMIT 1", [batch]
+                ):
+                    tx.execute("DELETE FROM cronica_archive_batches WHERE batch = ?", [batch])
+                    emptied.append(batch)
         if self.db.dialect == "sqlite" and not empty_wal(self.db):
             # WAL commits reach the disk at a checkpoint: until one is done, keep the files.
-            return False
-        return not left
+            return []
+        return emptied
+
+    def _check_parts_unchanged(
+        self, tx: ReadModelTransaction, plan: _RestorePlan, ids: list[str]
+    ) -> None:
+        """Inside the restore's transaction (the archive lock held): ``_ArchiveChangedError`` unless
+        the index holds the parts the plan read, no more and no fewer."""
+        if self._archived_parts_of(tx.query, ids) != plan.parts:
+            raise _ArchiveChangedError
+
+    def _lock_archive(self, tx: ReadModelTransaction) -> None:
+        """Archives and restores of one store commit one at a time: on SQLite the write
+        transaction does it; on PostgreSQL (READ COMMITTED, where each statement sees what
+        committed before it) a transaction-scoped advisory lock, so that what a commit checks
+        stays true until it is done."""
+        if self.db.dialect == "postgresql":
+            tx.query(
+                "SELECT pg_advisory_xact_lock(hashtext('cronica.archive:' || current_schema()))"
+            )
 
     # -- looking -----------------------------------------------------------------------------------
 
@@ -378,14 +511,62 @@ class Archiver:
         ]
 
     def verify(self) -> list[str]:
-        """Problems with the archive: a batch whose file is missing or does not match its
-        checksum. Empty when all is well."""
+        """Problems with the archive, empty when all is well: a batch whose file is missing,
+        does not match its checksum or lacks versions the index names; a manifest missing or
+        at odds with the index; a stream whose archived versions are not its lowest ones
+        (1 to n, none of them also in the hot table), which reads would get wrong."""
         problems = []
+        parts = self._archived_parts_of(self.db.query, self._archived_ids())
+        by_batch: dict[str, dict[str, tuple[int, int]]] = {}
+        for aggregate_id, name, first, last, _ in parts:
+            by_batch.setdefault(name, {})[aggregate_id] = (first, last)
         for batch in self.batches():
             try:
                 check_file(Path(batch.file), batch.sha256)
+                read_parts(Path(batch.file), by_batch.get(batch.batch, {}))
             except ArchiveFileError as exc:
                 problems.append(f"{batch.batch}: {exc}")
+            problems += [f"{batch.batch}: {p}" for p in _manifest_problems(batch)]
+        problems += self._misplaced_streams(parts)
+        return problems
+
+    def _archived_ids(self) -> list[str]:
+        return [
+            str(row[0])
+            for row in self.db.query("SELECT DISTINCT aggregate_id FROM cronica_archived_streams")
+        ]
+
+    def _misplaced_streams(self, parts: set[tuple[str, str, int, int, int]]) -> list[str]:
+        """The streams whose archived parts are not versions 1 to n exactly once each, or
+        whose hot events include one of those versions."""
+        spans: dict[str, list[tuple[int, int, int]]] = {}
+        for aggregate_id, _, first, last, count in parts:
+            spans.setdefault(aggregate_id, []).append((first, last, count))
+        problems = []
+        tops: dict[str, int] = {}
+        for aggregate_id, found in sorted(spans.items()):
+            found.sort()
+            expected = 1
+            for first, last, count in found:
+                if first != expected or last < first or count != last - first + 1:
+                    problems.append(
+                        f"stream {aggregate_id!r}: its archived parts are not versions 1 to"
+                        f" {found[-1][1]} once each: {[(f, t) for f, t, _ in found]}"
+                    )
+                    break
+                expected = last + 1
+            tops[aggregate_id] = found[-1][1]
+        for chunk in _chunks(sorted(tops)):
+            for aggregate_id, lowest in self.db.query(
+                "SELECT aggregate_id, min(event_version) FROM events WHERE aggregate_id IN"
+                f" ({', '.join('?' * len(chunk))}) GROUP BY aggregate_id",
+                chunk,
+            ):
+                if int(lowest) <= tops[str(aggregate_id)]:
+                    problems.append(
+                        f"stream {aggregate_id!r}: version {lowest} is in the hot table, but"
+                        f" versions up to {tops[str(aggregate_id)]} are archived"
+                    )
         return problems
 
     def orphans(self) -> list[Path]:
@@ -424,12 +605,66 @@ _RESTORE_SQL = {
 """Putting restored events back, as each dialect's events table takes them."""
 
 
+_RESTORE_TRIES = 5
+"""How many times a restore plans again when an archive of its streams commits meanwhile."""
+
+_ARCHIVE_TRIES = 5
+"""How many times :meth:`Archiver.archive` picks again when another archiver took a stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RestorePlan:
+    """What one restore brings back: the index rows (aggregate id, batch, first and last
+    version, events), the files of their batches, and the events read from them."""
+
+    parts: set[tuple[str, str, int, int, int]]
+    files: dict[str, Path]
+    events: list[RecordedEvent]
+
+
+class _ArchiveChangedError(StoreError):
+    """Raised inside an archive's or a restore's transaction (so it rolls back) when another
+    archive or restore changed the same streams since they were read."""
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """``items`` in lists of ``size``: one ``IN (...)`` list each."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _check_stream_ids(aggregate_ids: Any) -> list[str]:
+    """The distinct stream ids of a sequence, sorted; ``InvalidInputError`` for a bare string
+    (it would be taken letter by letter) or an id that is not valid."""
+    if isinstance(aggregate_ids, str | bytes) or not isinstance(aggregate_ids, Sequence | set):
+        raise InvalidInputError(
+            f"the streams must be a sequence of stream ids, not {type(aggregate_ids).__name__}"
+        )
+    return sorted({check_aggregate_id(aggregate_id) for aggregate_id in aggregate_ids})
+
+
 def _canonical(events: Sequence[RecordedEvent]) -> list[tuple[Any, ...]]:
     return sorted(
         (str(e.event_id), e.aggregate_id, e.version, e.position, e.event_type, e.aggregate_type,
          e.timestamp.astimezone(UTC), repr(e.data), repr(e.metadata))
         for e in events
     )  # fmt: skip
+
+
+def _manifest_problems(batch: ArchiveBatch) -> list[str]:
+    """How a batch's manifest (``<batch>.json`` beside its file) disagrees with its index row."""
+    path = Path(batch.file).with_name(f"{batch.batch}.json")
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        return [f"manifest {path} cannot be read: {exc}"]
+    if not isinstance(manifest, dict):
+        return [f"manifest {path} is not a JSON object"]
+    expected = {"batch": batch.batch, "sha256": batch.sha256, "events": batch.events}
+    return [
+        f"manifest {path} says {key} {manifest.get(key)!r}, the index says {value!r}"
+        for key, value in expected.items()
+        if manifest.get(key) != value
+    ]
 
 
 def _check_words(actor: str, reason: str) -> None:

@@ -36,8 +36,10 @@ class ArchivedStream:
 
 @dataclass(frozen=True, slots=True)
 class ArchivedPart:
-    """Where to read archived versions of a stream from (for a transparent read)."""
+    """Where to read archived versions of a stream from (for a transparent read), and the
+    file's checksum."""
 
     file: str
+    sha256: str
     first_version: int
     last_version: int

@@ -418,24 +418,22 @@ class EventStore(Closing, abc.ABC):
             return hot
         from pathlib import Path
 
-        from cronica.archive.files import ArchiveFileError, read_events
+        from cronica.archive.files import ArchiveFileError, check_file_once, read_part
 
         merged = {e.version: e for e in hot}
         try:
-            archived = [(p, read_events(Path(p.file), [aggregate_id])) for p in parts]
+            archived: list[RecordedEvent] = []
+            for p in parts:  # the file checked against its checksum once per process
+                check_file_once(Path(p.file), p.sha256)
+                archived += read_part(Path(p.file), aggregate_id, p.first_version, p.last_version)
         except ArchiveFileError:
             fresh = self._read_stream(*again)  # a restore took the file away meanwhile?
             if _may_lack_archived(fresh, from_version, backward, limit):
                 raise
             return fresh
-        for part, found in archived:
-            for event in found:
-                if (
-                    part.first_version <= event.version <= part.last_version
-                    and from_version <= event.version <= top
-                    and (as_of is None or event.timestamp <= as_of)
-                ):
-                    merged.setdefault(event.version, event)
+        for event in archived:
+            if from_version <= event.version <= top and (as_of is None or event.timestamp <= as_of):
+                merged.setdefault(event.version, event)
         events = [merged[v] for v in sorted(merged, reverse=backward)]
         return events if limit is None else events[:limit]
 

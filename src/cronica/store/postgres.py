@@ -455,12 +455,13 @@ class PostgresEventStore(EventStore):
 
     def _archived_parts(self, aggregate_id: str) -> list[ArchivedPart]:
         rows = self._query(
-            "SELECT b.file, s.first_version, s.last_version FROM cronica_archived_streams s"
+            "SELECT b.file, b.sha256, s.first_version, s.last_version"
+            " FROM cronica_archived_streams s"
             " JOIN cronica_archive_batches b ON b.batch = s.batch WHERE s.aggregate_id = %s"
             " ORDER BY s.first_version",
             (aggregate_id,),
         )
-        return [ArchivedPart(str(f), int(a), int(b)) for f, a, b in rows]
+        return [ArchivedPart(str(f), str(h), int(a), int(b)) for f, h, a, b in rows]
 
     def _query(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._closed:

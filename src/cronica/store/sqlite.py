@@ -68,7 +68,8 @@ _ARCHIVED_MARK_SQL = (
     " FROM cronica_archived_streams WHERE aggregate_id = ? LIMIT 1"
 )
 _ARCHIVED_PARTS_SQL = (
-    "SELECT b.file, s.first_version, s.last_version FROM cronica_archived_streams s"
+    "SELECT b.file, b.sha256, s.first_version, s.last_version"
+    " FROM cronica_archived_streams s"
     " JOIN cronica_archive_batches b ON b.batch = s.batch WHERE s.aggregate_id = ?"
     " ORDER BY s.first_version"
 )
@@ -290,7 +291,7 @@ class SQLiteEventStore(EventStore):
     def _archived_parts(self, aggregate_id: str) -> list[ArchivedPart]:
         with self._reader() as conn:
             rows = conn.execute(_ARCHIVED_PARTS_SQL, (aggregate_id,)).fetchall()
-        return [ArchivedPart(str(f), int(a), int(b)) for f, a, b in rows]
+        return [ArchivedPart(str(f), str(h), int(a), int(b)) for f, h, a, b in rows]
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
