@@ -300,7 +300,7 @@ def test_an_archive_run_that_collides_with_another_picks_again(
     store = sql_store
     before = bank(store, accounts=3)
     archiver = Archiver(store, tmp_path / "archive")
-    collisions = []
+    collisions: list[object] = []
 
     class LateArchiver(Archiver):
         def _commit_archive(self, batch, parts, last_position):  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ Registered on the ``cronica`` app by :mod:`cronica.cli`.
 from __future__ import annotations
 
 import json
-import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -85,8 +84,6 @@ def archive(
             return
         if (idle_days is None) == (before is None):
             raise InvalidInputError("give --idle-days or --before (one of them)")
-        if idle_days is not None and not math.isfinite(idle_days):  # nan passes min and max
-            raise InvalidInputError(f"--idle-days must be a number of days, not {idle_days}")
         policy = ArchivePolicy(
             idle_for=None if idle_days is None else timedelta(days=idle_days),
             before=None if before is None else parse_timestamp(before),

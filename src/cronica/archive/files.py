@@ -194,6 +194,8 @@ def read_parts(path: Path, parts: dict[str, tuple[int, int]]) -> list[RecordedEv
     """The versions ``parts`` names (aggregate id: first and last version) from one archive
     file, read in one pass, by stream and version: ``ArchiveFileError`` unless the file holds
     each of them exactly once."""
+    if not parts:
+        return []
     by_stream: dict[str, list[RecordedEvent]] = {aggregate_id: [] for aggregate_id in parts}
     for event in read_events(path, list(parts)):
         wanted = parts.get(event.aggregate_id)
