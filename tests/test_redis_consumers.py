@@ -119,3 +119,55 @@ def test_trimming_keeps_what_some_group_has_not_acknowledged(stream: str) -> Non
     slow.run_once()
     slow.run_once()
     assert trim_acknowledged(REDIS_URL, stream) == 6
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"foo": "bar"}, {"envelope": b"not json"}, {"envelope": b'{"eventId": 5}'},
+     {"envelope": b"[1, 2]"}, {"envelope": b"\xff\xfe"}],
+)  # fmt: skip
+def test_an_entry_that_is_not_an_event_goes_to_the_dead_letters_at_once(
+    stream: str, fields: dict[str, Any]
+) -> None:
+    """Someone else's entry on the events stream: it used to raise out of run_once on every
+    try (a bare KeyError, say), never reaching the dead letters, and held the group up."""
+    client: Any = redis.Redis.from_url(REDIS_URL)
+    before = publish(stream, 1)
+    client.xadd(stream, fields, id="1000-0")
+    after = cronica.connect("memory://")
+    after.append("acc-9", [NewEvent("DepositMade", {"amount": "1.00"})])
+    client.xadd(stream, {"envelope": after.read_all()[0].to_json()}, id="1001-0")
+    handled: list[str] = []
+    worker = consumer(stream, "notify", "w1", lambda e: handled.append(e.aggregate_id))
+    assert worker.run_once() == 2
+    assert handled == [before[0].aggregate_id, "acc-9"]
+    [(_, letter)] = client.xrange(f"{stream}:dead-letters")
+    assert letter[b"group"] == b"notify" and letter[b"deliveries"] == b"1"
+    assert {k: v for k, v in letter.items() if k.decode() in fields} == {
+        k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()
+    }
+    assert client.xpending(stream, "notify")["pending"] == 0
+
+
+def test_the_background_consumer_survives_an_unexpected_error(stream: str) -> None:
+    publish(stream, 3)
+    handled: list[int] = []
+    worker = consumer(stream, "notify", "w1", lambda e: handled.append(e.position))
+    real = worker._run_once
+    failures = []
+
+    def first_fails(block: float | None) -> int:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("a bug")
+        return real(block)
+
+    worker._run_once = first_fails  # type: ignore[method-assign]
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(handled) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.close()
+    assert failures == [1] and len(handled) == 3

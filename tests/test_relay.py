@@ -24,7 +24,7 @@ import cronica
 from cronica import EventStore, NewEvent, RecordedEvent
 from cronica.bus.memory import MemoryBus
 from cronica.bus.redis_streams import RedisStreamsBus
-from cronica.errors import BusUnavailableError
+from cronica.errors import BusError, BusUnavailableError
 from cronica.relay import Relay
 from tests.conftest import REDIS_URL, require_postgres, require_redis
 
@@ -257,3 +257,35 @@ def test_seek_skips_the_history_for_a_new_bus(store: EventStore) -> None:
         later = append_many(store, 2, stream="acc-2")
         assert relay.run_until_caught_up() == 2
     assert [e.position for e in bus.events] == later
+
+
+def test_a_store_whose_positions_are_behind_the_stream_is_refused_not_dropped(
+    stream_key: str,
+) -> None:
+    """A new store (a compacting migrate, say) relayed onto the stream an older one filled:
+    its positions 1 to 3 are at or below the stream's top. They used to count as published,
+    and were lost with the relay reporting no lag."""
+    old, new = cronica.connect("memory://"), cronica.connect("memory://")
+    append_many(old, 6)
+    append_many(new, 3, stream="cart-2")
+    with RedisStreamsBus(REDIS_URL, stream=stream_key) as bus:
+        Relay(old, bus).run_until_caught_up()
+        with Relay(new, bus) as relay:
+            with pytest.raises(BusError, match="holds another event there"):
+                relay.run_once()
+            assert relay.position == 0 and relay.lag() == 3
+        assert bus.publish(old.read_all(limit=4)) == 0  # the same events again: published
+
+
+def test_an_event_below_a_trimmed_stream_counts_as_published(
+    store: EventStore, stream_key: str
+) -> None:
+    append_many(store, 10)
+    client: Any = redis.Redis.from_url(REDIS_URL)
+    with RedisStreamsBus(REDIS_URL, stream=stream_key) as bus:
+        assert bus.publish(store.read_all()) == 10
+        client.xtrim(
+            stream_key, minid=f"{store.read_all()[5].position}-0", approximate=False
+        )  # 5 trimmed away
+        assert bus.publish(store.read_all()) == 0  # a relay's retry after a crash
+    assert client.xlen(stream_key) == 5

@@ -22,7 +22,7 @@ import redis
 from cronica._background import BackgroundLoop
 from cronica.bus.base import Handler
 from cronica.bus.redis_streams import DEFAULT_STREAM, redis_errors
-from cronica.errors import BusError, InvalidInputError
+from cronica.errors import BusError, CronicaError, InvalidInputError
 from cronica.events import RecordedEvent
 
 log = logging.getLogger("cronica.bus")
@@ -105,7 +105,15 @@ class StreamConsumer(BackgroundLoop):
         done = 0
         for raw_id, fields in entries:
             entry_id = _id_text(raw_id)
-            event = RecordedEvent.from_json(fields[b"envelope"])
+            try:
+                event = RecordedEvent.from_json(fields[b"envelope"])
+            except (KeyError, ValueError, TypeError, CronicaError) as exc:
+                # Not an event (written by someone else on the stream): it never will be, so
+                # it goes to the dead letters at once instead of holding up the group.
+                log.error("group %s: entry %s is not an event, it goes to %s: %r", self.group,
+                          entry_id, self.dead_letters, exc)  # fmt: skip
+                self._to_dead_letters(entry_id, fields, exc, deliveries=1)
+                continue
             try:
                 self.handler(event)
             except Exception as exc:  # a handler's failure must not stop the group
@@ -132,6 +140,13 @@ class StreamConsumer(BackgroundLoop):
             return
         log.error("group %s: event %s goes to %s: %s", self.group, event.event_id,
                   self.dead_letters, exc)  # fmt: skip
+        self._to_dead_letters(entry_id, fields, exc, deliveries)
+
+    def _to_dead_letters(
+        self, entry_id: str, fields: dict[bytes, bytes], exc: Exception, deliveries: int
+    ) -> None:
+        """Copy the entry to the dead-letter stream with the group, the error and the number
+        of deliveries, and acknowledge it, in one transaction."""
         letter = {
             **fields,
             b"group": self.group.encode(),
@@ -153,6 +168,10 @@ class StreamConsumer(BackgroundLoop):
                 pause = 0.1
             except BusError as exc:
                 log.warning("group %s: %s (retrying in %.1f s)", self.group, exc, pause)
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 5.0)
+            except Exception:  # a bug must not end the group's thread in silence
+                log.exception("group %s: unexpected error (retrying in %.1f s)", self.group, pause)
                 self._stopping.wait(pause)
                 pause = min(pause * 2, 5.0)
 

@@ -7,7 +7,10 @@ JSON), as the wire contract says.
 The entry id is ``<position>-0``. Positions strictly increase along the log, and Redis refuses
 an entry whose id is not above the stream's last one: a batch published again after a relay
 crash adds nothing that is already there, so the stream holds every event exactly once, in log
-order, and ``XRANGE`` by id is a range of positions.
+order, and ``XRANGE`` by id is a range of positions. A refused entry counts as published only
+when the stream holds the same event id at that id (or nothing at or below it: trimmed away);
+otherwise the publish fails (``BusError``), rather than dropping events of a store whose
+positions start again below the stream's top (a new store, or one ``cronica migrate`` wrote).
 
 A batch goes in one Lua script, which stops at the first entry Redis refuses for any other
 reason (out of memory, say). A pipeline would go on with the entries after it, and the refused
@@ -49,6 +52,22 @@ for i = 2, #ARGV, 6 do
     if not string.find(reply.err, 'equal or smaller', 1, true) then
       return redis.error_reply('entry ' .. ARGV[i] .. ': ' .. reply.err)
     end
+    -- Below the stream's top: published before, unless the entry there is another event or
+    -- there is none (a store whose positions start again lower, e.g. a new or migrated one).
+    local at = redis.call('XREVRANGE', KEYS[1], ARGV[i], '-', 'COUNT', 1)
+    if #at == 1 then
+      local same = false
+      if at[1][1] == ARGV[i] then
+        for k = 1, #at[1][2], 2 do
+          if at[1][2][k] == 'eventId' then same = at[1][2][k + 1] == ARGV[i + 1] end
+        end
+      end
+      if not same then
+        return redis.error_reply('entry ' .. ARGV[i] .. ' (event ' .. ARGV[i + 1] ..
+          '): the stream holds another event there, or none below its last entry: is this' ..
+          ' store publishing to a stream another store (or its earlier self) filled?')
+      end
+    end  -- none at or below it: trimmed away since it was published
   else
     added = added + 1
   end
