@@ -154,7 +154,7 @@ def test_the_background_consumer_survives_an_unexpected_error(stream: str) -> No
     handled: list[int] = []
     worker = consumer(stream, "notify", "w1", lambda e: handled.append(e.position))
     real = worker._run_once
-    failures = []
+    failures: list[int] = []
 
     def first_fails(block: float | None) -> int:
         if not failures:
