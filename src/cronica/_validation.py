@@ -1,7 +1,8 @@
-"""Checks on identifiers, shared by every entry point (library, HTTP, CLI)."""
+"""Checks on identifiers and arguments, shared by every entry point (library, HTTP, CLI)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -94,3 +95,22 @@ def check_aggregate_type(aggregate_type: Any) -> str:
     return _check_type_name(
         aggregate_type, "aggregate type", InvalidAggregateTypeError, allow_empty=True
     )
+
+
+def check_count(value: Any, what: str, minimum: int = 1) -> int:
+    """Return ``value`` if it is an integer (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(f"{what} must be an integer of at least {minimum}, not {value!r}")
+    return value
+
+
+def check_seconds(value: Any, what: str) -> float:
+    """Return ``value`` if it is a finite number of seconds above zero (not a bool)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidInputError(f"{what} must be a number of seconds above 0, not {value!r}")
+    return float(value)

@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cronica._background import BackgroundLoop
+from cronica._validation import check_count, check_seconds
 from cronica.bus.base import EventBus
-from cronica.errors import BusUnavailableError, InvalidInputError, StoreError
+from cronica.errors import BusUnavailableError, StoreError
 from cronica.readmodels import read_models_for
 from cronica.readmodels.base import ReadModelDatabase
 from cronica.store.base import EventStore
@@ -85,13 +86,11 @@ class Relay(BackgroundLoop):
         batch_size: int = 1000,
         idle_wait: float = 1.0,
     ) -> None:
-        if batch_size < 1:
-            raise InvalidInputError("batch_size must be at least 1")
         super().__init__()
         self.store = store
         self.bus = bus
-        self.batch_size = batch_size
-        self.idle_wait = idle_wait
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.idle_wait = check_seconds(idle_wait, "idle_wait")
         self._owns_checkpoints = checkpoints is None
         self.checkpoints = checkpoints if checkpoints is not None else read_models_for(store)
         with self.checkpoints.transaction() as tx:
@@ -114,6 +113,7 @@ class Relay(BackgroundLoop):
     def seek(self, position: int) -> None:
         """Move the checkpoint to ``position``: only later events are published from now on (a
         new bus that should not get the history, say)."""
+        check_count(position, "the position to seek to", minimum=0)
         with self.checkpoints.transaction() as tx:
             tx.execute(
                 "UPDATE cronica_relays SET position = ? WHERE name = ?", [position, self.bus.name]

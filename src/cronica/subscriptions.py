@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal
 
+from cronica._validation import check_aggregate_type, check_count, check_event_type
 from cronica.errors import InvalidInputError
 from cronica.events import RecordedEvent
 from cronica.store.base import EventStore
@@ -51,14 +52,12 @@ class Subscription:
     ) -> None:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise InvalidInputError(f"after must be an integer >= 0, not {after!r}")
-        if batch_size < 1:
-            raise InvalidInputError("batch_size must be at least 1")
         self.store = store
         self.position = after
         """The position of the last event read (delivered or filtered out)."""
-        self.batch_size = batch_size
-        self._event_types = None if event_types is None else frozenset(event_types)
-        self._aggregate_types = None if aggregate_types is None else frozenset(aggregate_types)
+        self.batch_size = check_count(batch_size, "batch_size")
+        self._event_types = _names(event_types, check_event_type, "event_types")
+        self._aggregate_types = _names(aggregate_types, check_aggregate_type, "aggregate_types")
         self._on_state = on_state
         self.state: SubscriptionState = "catching_up"
         self._closed = threading.Event()
@@ -103,3 +102,14 @@ class Subscription:
             self.state = state
             if self._on_state is not None:
                 self._on_state(state)
+
+
+def _names(
+    names: Sequence[str] | None, check: Callable[[Any], str], what: str
+) -> frozenset[str] | None:
+    """The names of a filter; a bare string is refused (it would filter letter by letter)."""
+    if names is None:
+        return None
+    if isinstance(names, str | bytes) or not isinstance(names, Iterable):
+        raise InvalidInputError(f"{what} must be a sequence of names, not {type(names).__name__}")
+    return frozenset(check(name) for name in names)

@@ -29,6 +29,7 @@ rebuilt from the sagas' own events as they are delivered, so it survives restart
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -39,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
 from cronica._background import BackgroundLoop
+from cronica._validation import check_count, check_seconds
 from cronica.audit import Audit, audit_context, current_audit
 from cronica.errors import (
     ConcurrencyError,
@@ -47,10 +49,16 @@ from cronica.errors import (
     InvalidInputError,
     LeaseLostError,
     StoreError,
+    StreamNotFoundError,
 )
 from cronica.events import RecordedEvent, parse_timestamp
 from cronica.readmodels.base import ReadModelDatabase
-from cronica.repository import CommandResult, Repository, stored_run
+from cronica.repository import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    CommandResult,
+    Repository,
+    stored_run,
+)
 from cronica.sagas.state import Saga, SagaStarted, saga_events
 from cronica.store.base import EventStore
 
@@ -129,8 +137,7 @@ class Sagas(Generic[S]):
     """Start and read sagas of one class: what an API needs (the runner does the rest)."""
 
     def __init__(self, store: EventStore, saga_class: type[S]) -> None:
-        if not saga_class.steps or len(set(saga_class.steps)) != len(saga_class.steps):
-            raise InvalidInputError(f"{saga_class.__name__} needs steps with distinct names")
+        check_saga_class(saga_class)
         self.store = store
         self.saga_class = saga_class
         self.repository = Repository(store, saga_class, saga_events, snapshot_every=None)
@@ -141,6 +148,8 @@ class Sagas(Generic[S]):
         """Start a saga with input ``data`` (JSON-ready values). Starting it again with the
         same data changes nothing (the first start's result comes back, ``replayed``); with
         other data it raises ``ConcurrencyError``."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"a saga's data must be a mapping, not {type(data).__name__}")
         timeout = self.saga_class.timeout
         deadline = None if timeout is None else datetime.now(UTC) + timedelta(seconds=timeout)
         payload = dict(data)
@@ -158,6 +167,39 @@ class Sagas(Generic[S]):
     def get(self, saga_id: str) -> S:
         """The saga as it is now; ``StreamNotFoundError`` when there is none."""
         return self.repository.load(saga_id)
+
+
+def check_saga_class(saga_class: type[Saga]) -> None:
+    """``InvalidInputError`` unless the class names its steps (distinct, a tuple of names whose
+    idempotency keys fit, see :func:`step_key`) and a timeout that is None or a number of
+    seconds."""
+    name, steps = saga_class.__name__, saga_class.steps
+    if (
+        not isinstance(steps, tuple)
+        or not steps
+        or not all(isinstance(step, str) and step for step in steps)
+        or len(set(steps)) != len(steps)
+    ):
+        raise InvalidInputError(f"{name} needs a tuple of steps with distinct names")
+    longest = max(len(step_key(saga_class.aggregate_type, "x" * 256, s, undo=True)) for s in steps)
+    if longest > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidInputError(
+            f"{name}: its type and step names make idempotency keys of {longest} characters"
+            f" (at most {MAX_IDEMPOTENCY_KEY_LENGTH}): shorten them"
+        )
+    if saga_class.timeout is not None:
+        check_seconds(saga_class.timeout, f"{name}.timeout")
+
+
+def step_key(saga_type: str, saga_id: str, step: str, *, undo: bool = False) -> str:
+    """The idempotency key of a saga's step (or of its compensation): ``<type>/<id>/<step>``
+    (``/undo``), or with the id's SHA-256 in place of a saga id so long that the key would pass
+    :data:`MAX_IDEMPOTENCY_KEY_LENGTH` (an id may have 255 characters)."""
+    key = f"{saga_type}/{saga_id}/{step}" + ("/undo" if undo else "")
+    if len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(saga_id.encode()).hexdigest()
+    return f"{saga_type}/sha256:{digest}/{step}" + ("/undo" if undo else "")
 
 
 def as_stored(data: dict[str, Any]) -> dict[str, Any]:
@@ -189,15 +231,20 @@ class SagaRunner(BackgroundLoop, Generic[S]):
     ) -> None:
         super().__init__()
         self.sagas = sagas
+        steps = list(steps)
         self.steps = {step.name: step for step in steps}
+        if len(self.steps) != len(steps):
+            raise InvalidInputError("the runner was given a step twice")
         names = sagas.saga_class.steps
         if set(self.steps) != set(names):
             raise InvalidInputError(
                 f"{sagas.saga_class.__name__} names the steps {list(names)}; the runner was"
                 f" given {list(self.steps)}"
             )
-        if max_attempts < 1 or retry_delay <= 0 or tick <= 0:
-            raise InvalidInputError("max_attempts >= 1, retry_delay > 0 and tick > 0, please")
+        check_count(max_attempts, "max_attempts")
+        check_seconds(retry_delay, "retry_delay")
+        check_seconds(max_retry_delay, "max_retry_delay")
+        check_seconds(tick, "tick")
         self.saga_type = sagas.saga_class.aggregate_type
         self.group = f"saga-{self.saga_type}"
         """The consumer group name to deliver this runner's events under."""
@@ -244,6 +291,11 @@ class SagaRunner(BackgroundLoop, Generic[S]):
         last_try = attempts + 1 >= self.max_attempts
         try:
             saga = self.advance(saga_id, give_up_at=at_version if last_try else None)
+        except StreamNotFoundError:  # no such saga (a forged or foreign event): nothing to do
+            log.warning("saga %s: there is no such %s saga", saga_id, self.saga_type)
+            if timer is not None:
+                self._clear_timer(saga_id)
+            return None
         except Exception as exc:  # the store or a step's service is down, or a step's defect
             stalled = exc if isinstance(exc, _Stalled) else None
             version = at_version if stalled is None else stalled.version
@@ -288,19 +340,19 @@ class SagaRunner(BackgroundLoop, Generic[S]):
     def _transition(self, saga: S, give_up: bool) -> None:
         """Run and record the saga's next move: a step done or undone, a step failed, or the
         deadline passed. The saga in hand is the stored one afterwards."""
-        key = f"{self.saga_type}/{saga.id}"
         if saga.compensating:
             name = saga.next_compensation()
             assert name is not None  # the last compensation records the ending
             compensate = self.steps[name].compensate
+            undo_key = step_key(self.saga_type, saga.id, name, undo=True)
             with self._audit(saga, f"undo {name}"):
-                result = None if compensate is None else compensate(saga, f"{key}/{name}/undo")
+                result = None if compensate is None else compensate(saga, undo_key)
             saga.compensate_step(name, _position(result))
             self._save(saga)
             return
         name = saga.next_step()
         assert name is not None  # the last step records the ending
-        action_key = f"{key}/{name}"
+        action_key = step_key(self.saga_type, saga.id, name)
         if saga.deadline is not None and datetime.now(UTC) >= saga.deadline:
             saga.pass_deadline()
             self._save_without(saga, name, action_key)
