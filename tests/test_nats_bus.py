@@ -75,3 +75,41 @@ def test_a_nats_url_picks_the_jetstream_bus(stream_name: str) -> None:
         assert bus.name == f"nats:{stream_name}"
     finally:
         bus.close()
+
+
+def test_an_event_over_the_server_s_max_payload_stops_the_relay_saying_why(
+    make_store: Any, stream_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It used to fail on the server with a bare MaxPayloadError, retried for ever with no
+    word of the event, the limit or what to do."""
+    from cronica.bus.nats_jetstream import MessageTooLargeError
+
+    store = make_store("sqlite", max_event_size=4 * 1024 * 1024)
+    store.append("small", [NewEvent("Happened", {"n": 1})])
+    bus = JetStreamBus(NATS_URL, stream=stream_name, subject=f"test.{stream_name.lower()}")
+    assert bus.max_message_bytes is not None
+    store.append("big", [NewEvent("Happened", {"blob": "x" * bus.max_message_bytes})])
+    with caplog.at_level("WARNING", logger="cronica.relay"):
+        relay = Relay(store, bus)
+    assert "an event that large would stop the relay" in caplog.text
+    store.append("small", [NewEvent("Happened", {"n": 2})])
+    first, big, last = store.read_all()
+    with bus, relay:
+        with pytest.raises(MessageTooLargeError, match="max_payload") as refused:
+            relay.run_once()
+        assert str(big.event_id) in str(refused.value)
+        assert relay.position == 0  # nothing skipped: the operator decides
+        relay.seek(big.position)  # what the message says to do
+        assert relay.run_once() == 1
+    got = read_stream(stream_name, f"test.{stream_name.lower()}", 2)
+    assert [e.event_id for e in got] == [first.event_id, last.event_id]
+
+
+def test_a_nats_url_may_name_the_subject(stream_name: str) -> None:
+    """Two streams on one server need two subjects: JetStream refuses a second stream on one."""
+    subject = f"test.{stream_name.lower()}"
+    bus = connect_bus(f"{NATS_URL}?stream={stream_name}&subject={subject}")
+    try:
+        assert isinstance(bus, JetStreamBus) and bus.subject == subject
+    finally:
+        bus.close()

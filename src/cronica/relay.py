@@ -40,6 +40,10 @@ from cronica.store.base import EventStore
 
 log = logging.getLogger("cronica.relay")
 
+ENVELOPE_ALLOWANCE = 8192
+"""Bytes an event's message may take beyond its data and metadata (the envelope's other
+fields, the broker's headers)."""
+
 RELAYS_DDL = """CREATE TABLE IF NOT EXISTS cronica_relays (
     name       TEXT PRIMARY KEY,
     position   BIGINT NOT NULL,
@@ -101,6 +105,14 @@ class Relay(BackgroundLoop):
                 [bus.name],
             )
         self.last_error: BaseException | None = None
+        largest = bus.max_message_bytes
+        if largest is not None and store.max_event_size + ENVELOPE_ALLOWANCE > largest:
+            log.warning(
+                "relay to %s: the store takes events of up to %d bytes, the bus messages of up"
+                " to %d: an event that large would stop the relay (raise the bus's limit or"
+                " lower the store's max_event_size)",
+                bus.name, store.max_event_size, largest,
+            )  # fmt: skip
 
     @property
     def position(self) -> int:

@@ -37,14 +37,15 @@ def connect_bus(url: str) -> EventBus:
         return RedisStreamsBus(base, stream=stream, max_length=int(maxlen) if maxlen else None)
     if scheme == "nats":
         from cronica.bus.nats_jetstream import DEFAULT_STREAM as NATS_STREAM
-        from cronica.bus.nats_jetstream import JetStreamBus
+        from cronica.bus.nats_jetstream import DEFAULT_SUBJECT, JetStreamBus
 
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         stream = query.pop("stream", [NATS_STREAM])[0]
+        subject = query.pop("subject", [DEFAULT_SUBJECT])[0]
         if query:
             raise InvalidURLError(f"unknown bus URL parameters: {', '.join(sorted(query))}")
-        return JetStreamBus(parts._replace(query="").geturl(), stream=stream)
+        return JetStreamBus(parts._replace(query="").geturl(), stream=stream, subject=subject)
     raise InvalidURLError(
         f"unknown bus URL {url!r}: use redis://host:port/db, nats://host:port or memory://"
     )

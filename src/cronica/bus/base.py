@@ -23,6 +23,9 @@ class EventBus(Closing, abc.ABC):
     name: str = "bus"
     """What the relay's checkpoint is called after (one checkpoint per bus and stream)."""
 
+    max_message_bytes: int | None = None
+    """The largest message the broker takes (None: no limit cronica knows of)."""
+
     @abc.abstractmethod
     def publish(self, events: Sequence[RecordedEvent]) -> int:
         """Publish ``events`` (in position order) and return once the broker has acknowledged

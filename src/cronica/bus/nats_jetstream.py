@@ -29,6 +29,11 @@ from cronica.events import RecordedEvent
 
 T = TypeVar("T")
 
+
+class MessageTooLargeError(BusError):
+    """An event whose message is over the broker's largest: publishing it again cannot help."""
+
+
 DEFAULT_STREAM = "CRONICA_EVENTS"
 DEFAULT_SUBJECT = "cronica.events"
 
@@ -60,6 +65,8 @@ class JetStreamBus(EventBus):
         except BaseException:
             self._stop_loop()
             raise
+        self.max_message_bytes = int(self._nc.max_payload)
+        """The server's ``max_payload``: the envelope and its headers must fit in it."""
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
@@ -89,21 +96,32 @@ class JetStreamBus(EventBus):
         return self._run(self._publish(events))
 
     async def _publish(self, events: Sequence[RecordedEvent]) -> int:
+        messages = [(event, event.to_json(), _headers(event)) for event in events]
+        too_large = next(
+            (i for i, (_, body, headers) in enumerate(messages) if self._over(body, headers)),
+            None,
+        )
         pending = []
-        for event in events:  # sent in order, acknowledged together
-            headers = {
-                "Nats-Msg-Id": str(event.event_id),
-                "Cronica-Event-Type": event.event_type,
-                "Cronica-Aggregate-Id": event.aggregate_id,
-                "Cronica-Position": str(event.position),
-            }
+        for _, body, headers in messages[:too_large]:  # sent in order, acknowledged together
             pending.append(
                 await self._js.publish_async(
-                    self.subject, event.to_json(), stream=self.stream, headers=headers
+                    self.subject, body, stream=self.stream, headers=headers
                 )
             )
         acks = await asyncio.gather(*pending)
+        if too_large is not None:  # the events before it are published: the relay may seek
+            event, body, headers = messages[too_large]
+            raise MessageTooLargeError(
+                f"event {event.event_id} (position {event.position}) makes a message of"
+                f" {_size(body, headers)} bytes, over the NATS server's max_payload of"
+                f" {self.max_message_bytes}: raise max_payload in the server's configuration,"
+                f" or seek the relay to position {event.position} to leave it out"
+            )
         return sum(1 for ack in acks if not ack.duplicate)
+
+    def _over(self, body: bytes, headers: dict[str, str]) -> bool:
+        largest = self.max_message_bytes
+        return largest is not None and _size(body, headers) > largest
 
     def close(self) -> None:
         with contextlib.suppress(BusError):  # closing a connection that is gone already
@@ -114,3 +132,17 @@ class JetStreamBus(EventBus):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+
+def _headers(event: RecordedEvent) -> dict[str, str]:
+    return {
+        "Nats-Msg-Id": str(event.event_id),
+        "Cronica-Event-Type": event.event_type,
+        "Cronica-Aggregate-Id": event.aggregate_id,
+        "Cronica-Position": str(event.position),
+    }
+
+
+def _size(body: bytes, headers: dict[str, str]) -> int:
+    """About what a message takes against ``max_payload``: its body and its header block."""
+    return len(body) + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 12
