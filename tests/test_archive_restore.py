@@ -374,7 +374,7 @@ def test_verify_finds_archived_versions_that_are_not_the_lowest(
     store = sql_store
     archiver = Archiver(store, tmp_path / "archive")
     first, _, _ = in_two_batches(store, archiver, streams=1)
-    plan = archiver._plan_restore(["s-0"])
+    plan = archiver._plan_restore(archiver._archived_parts_of(archiver.db.query, ["s-0"]))
     half = _RestorePlan(
         {p for p in plan.parts if p[1] == first},
         {first: plan.files[first]},
@@ -416,6 +416,7 @@ def test_verify_finds_a_manifest_missing_or_at_odds_with_the_index(
      {"idle_for": timedelta(0), "max_streams": "5"}, {"idle_for": timedelta(0), "max_streams": 0},
      {"idle_for": timedelta(0), "max_streams": True},
      {"idle_for": timedelta(0), "aggregate_types": "Account"},
+     {"idle_for": timedelta(0), "aggregate_types": ()},
      {"idle_for": timedelta(0), "aggregate_types": ("a\x00",)}],
 )  # fmt: skip
 def test_a_bad_policy_is_refused_when_made(fields: dict[str, Any]) -> None:
@@ -480,3 +481,119 @@ def test_the_command_line_refuses_bad_values_in_a_line(
     assert done.returncode in (1, 2), done.stdout
     assert message in done.stderr and "Traceback" not in done.stderr
     assert sql_store.status().events == 1
+
+
+@pytest.mark.parametrize("microseconds", [2**62, -(2**62)])
+def test_a_time_past_the_calendar_in_a_file_is_a_file_error(
+    sql_store: EventStore, tmp_path: Path, microseconds: int
+) -> None:
+    """It used to raise OverflowError out of reads, restores and verify (and so out of
+    ``cronica archive --list``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cronica.archive.files import sha256_of
+
+    store = sql_store
+    archiver = Archiver(store, tmp_path / "archive")
+    grow(store, 1, range(2))
+    report = archiver.archive(EVERYTHING, actor="o", reason="r")
+    file = Path(str(report.file))
+    table = pq.read_table(file)
+    index = table.schema.get_field_index("timestamp")
+    values = [v.value for v in table.column("timestamp")]
+    values[0] = microseconds
+    pq.write_table(
+        table.set_column(
+            index, table.schema.field(index), pa.array(values, pa.timestamp("us", tz="UTC"))
+        ),
+        file,
+    )
+    set_checksum(archiver, str(report.batch), sha256_of(file))
+    with pytest.raises(ArchiveFileError):
+        store.read_stream("s-0")
+    with pytest.raises(ArchiveFileError):
+        archiver.restore(batch=str(report.batch))
+    assert any("cannot be read" in problem for problem in archiver.verify())
+
+
+def test_a_file_changed_in_place_with_its_old_times_is_checked_again(tmp_path: Path) -> None:
+    """Same inode, same size, the modification time put back (touch -r, rsync --inplace -t):
+    the once-per-process check used to trust it, and reads served the changed data."""
+    import os
+
+    from cronica.archive.files import check_file_once, sha256_of
+
+    file = tmp_path / "batch.parquet"
+    file.write_bytes(b"archived events" * 100)
+    digest = sha256_of(file)
+    check_file_once(file, digest)  # checked, and remembered
+    before = file.stat()
+    time.sleep(0.05)  # file times move with the kernel's clock tick (a few ms)
+    with file.open("r+b") as handle:
+        handle.seek(700)
+        handle.write(b"X")
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = file.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns,
+    )  # fmt: skip
+    with pytest.raises(ArchiveFileError, match="checksum"):
+        check_file_once(file, digest)
+
+
+def test_two_restores_of_one_batch_at_once_both_end_well(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    """The second read the index before the first committed and removed the files: it used
+    to fail on the missing file (or a batch row gone), though everything was restored."""
+    store = sql_store
+    archiver = Archiver(store, tmp_path / "archive")
+    first, _, whole = in_two_batches(store, archiver)
+    plans: list[object] = []
+
+    class Overtaken(Archiver):
+        def _plan_restore(self, parts: Any) -> _RestorePlan:
+            if not plans:
+                plans.append(archiver.restore(batch=first))  # the other restore, all done
+            return super()._plan_restore(parts)
+
+    report = Overtaken(store, tmp_path / "archive").restore(batch=first)
+    assert report.events == 0 and len(plans) == 1  # the other one restored it all
+    assert archiver.batches() == [] and archiver.verify() == []
+    for aggregate_id, events in whole.items():
+        assert store.read_stream(aggregate_id) == events
+
+
+def test_verify_reports_nothing_a_restore_changed_while_it_looked(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    store = sql_store
+    archiver = Archiver(store, tmp_path / "archive")
+    first, _, _ = in_two_batches(store, archiver)
+    other = Archiver(store, tmp_path / "archive")
+
+    class Overtaken(Archiver):
+        looked = False
+
+        def batches(self) -> list[Any]:
+            found = super().batches()
+            if not self.looked:  # the index was read, then a restore committed and cleaned up
+                self.looked = True
+                other.restore(batch=first)
+            return found
+
+    assert Overtaken(store, tmp_path / "archive").verify() == []
+
+
+def test_unusable_archive_directories_are_typed_errors(
+    sql_store: EventStore, tmp_path: Path
+) -> None:
+    grow(sql_store, 1, range(1))
+    for bad in (tmp_path / ("x" * 300), "nul\x00here"):
+        with pytest.raises(InvalidInputError, match="not a usable archive directory"):
+            Archiver(sql_store, bad)
+    unwritable = Archiver(sql_store, "/proc/self")
+    with pytest.raises(ArchiveFileError, match="cannot be written"):
+        unwritable.archive(EVERYTHING, actor="o", reason="r")
+    assert sql_store.status().events == 1 and unwritable.batches() == []

@@ -28,6 +28,7 @@ streams are archived does not see them; restore them first.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
@@ -69,6 +70,8 @@ __all__ = [
     "default_directory",
 ]
 
+log = logging.getLogger("cronica.archive")
+
 ARCHIVE_DIR_VARIABLE = "CRONICA_ARCHIVE_DIR"
 """The environment variable naming the archive directory."""
 
@@ -106,6 +109,8 @@ class ArchivePolicy:
             names: object = self.aggregate_types
             if isinstance(names, str | bytes) or not isinstance(names, Sequence | set):
                 raise InvalidInputError("aggregate_types must be a sequence of aggregate types")
+            if not names:  # an empty filter would pick every stream
+                raise InvalidInputError("aggregate_types must name at least one type, or be None")
             object.__setattr__(
                 self, "aggregate_types", tuple(check_aggregate_type(n) for n in names)
             )
@@ -175,9 +180,16 @@ class Archiver:
             raise InvalidInputError(f"the {store.backend_name} store cannot archive streams")
         self.store = store
         self.db = store.side_database()
-        self.directory = Path(directory).resolve() if directory else default_directory(store)
-        if self.directory.exists() and not self.directory.is_dir():
-            raise InvalidInputError(f"the archive directory {self.directory} is not a directory")
+        try:
+            self.directory = Path(directory).resolve() if directory else default_directory(store)
+            if self.directory.exists() and not self.directory.is_dir():
+                raise InvalidInputError(
+                    f"the archive directory {self.directory} is not a directory"
+                )
+        except (OSError, ValueError) as exc:  # a NUL, a name too long
+            raise InvalidInputError(
+                f"not a usable archive directory: {directory!r}: {exc}"
+            ) from exc
         self.clock = clock
 
     # -- archiving -------------------------------------------------------------------------------
@@ -253,7 +265,8 @@ class Archiver:
             path.unlink(missing_ok=True)
             raise ArchiveFileError(f"archive file {path} does not read back as written")
         archived_at = self.clock()
-        write_manifest(
+        _write_manifest_beside(
+            path,
             self.directory / f"{batch}.json",
             {
                 "batch": batch,
@@ -279,8 +292,7 @@ class Archiver:
                 top,
             )  # fmt: skip
         except _ArchiveChangedError:  # rolled back for certain: no index row names these files
-            path.unlink(missing_ok=True)
-            (self.directory / f"{batch}.json").unlink(missing_ok=True)
+            _remove_batch_files(path, batch)
             raise
         return ArchiveReport(batch, str(path), digest, len(parts), len(events))
 
@@ -353,17 +365,21 @@ class Archiver:
         error; one with nothing archived is left as it is."""
         ids = self._streams_to_restore(batch, aggregate_ids)
         for _ in range(_RESTORE_TRIES):
-            plan = self._plan_restore(ids)
-            if not plan.parts:
+            parts = self._archived_parts_of(self.db.query, ids)
+            if not parts:
                 return RestoreReport(0, 0, ())
+            try:
+                plan = self._plan_restore(parts)
+            except (ArchiveFileError, _ArchiveChangedError):
+                if self._archived_parts_of(self.db.query, ids) != parts:
+                    continue  # another restore took a file away meanwhile: plan again
+                raise
             try:
                 emptied = self._commit_restore(plan)
             except _ArchiveChangedError:
                 continue  # an archive of these streams committed meanwhile: plan again
             for name in emptied:
-                file = plan.files[name]
-                file.unlink(missing_ok=True)
-                (file.parent / f"{name}.json").unlink(missing_ok=True)
+                _remove_batch_files(plan.files[name], name)
             streams = len({part[0] for part in plan.parts})
             return RestoreReport(streams, len(plan.events), tuple(emptied))
         raise StoreError(
@@ -415,11 +431,10 @@ class Archiver:
             parts |= {(str(a), str(b), int(f), int(t), int(n)) for a, b, f, t, n in rows}
         return parts
 
-    def _plan_restore(self, ids: list[str]) -> _RestorePlan:
-        """What restoring these streams brings back, read and checked before anything is
+    def _plan_restore(self, parts: set[tuple[str, str, int, int, int]]) -> _RestorePlan:
+        """What restoring these index rows brings back, read and checked before anything is
         written: ``ArchiveFileError`` when a file is missing, damaged or not what the index
-        says."""
-        parts = self._archived_parts_of(self.db.query, ids)
+        says, ``_ArchiveChangedError`` when a batch row is gone."""
         by_batch: dict[str, list[tuple[str, str, int, int, int]]] = {}
         for part in parts:
             by_batch.setdefault(part[1], []).append(part)
@@ -435,8 +450,8 @@ class Archiver:
                 files[str(name)] = Path(str(file))
         events: list[RecordedEvent] = []
         for name in names:
-            if name not in files:  # pragma: no cover - the foreign key keeps the row
-                raise StoreError(f"archive batch {name!r} has parts but no row")
+            if name not in files:  # a restore emptied it since the parts were read
+                raise _ArchiveChangedError(f"archive batch {name!r} is gone")
             for aggregate_id, _, first, last, count in by_batch[name]:
                 if count != last - first + 1:
                     raise StoreError(
@@ -514,60 +529,26 @@ class Archiver:
         """Problems with the archive, empty when all is well: a batch whose file is missing,
         does not match its checksum or lacks versions the index names; a manifest missing or
         at odds with the index; a stream whose archived versions are not its lowest ones
-        (1 to n, none of them also in the hot table), which reads would get wrong."""
-        problems = []
-        parts = self._archived_parts_of(self.db.query, self._archived_ids())
+        (1 to n, none of them also in the hot table), which reads would get wrong. What an
+        archive or a restore changes while it runs is not reported: a batch gone from the
+        index by the end is left out, and each stream is checked in one snapshot."""
+        rows = self.db.query(_STREAM_CHECK_SQL)
         by_batch: dict[str, dict[str, tuple[int, int]]] = {}
-        for aggregate_id, name, first, last, _ in parts:
-            by_batch.setdefault(name, {})[aggregate_id] = (first, last)
+        for aggregate_id, name, first, last, _, _ in rows:
+            by_batch.setdefault(str(name), {})[str(aggregate_id)] = (int(first), int(last))
+        problems: dict[str, list[str]] = {}
         for batch in self.batches():
+            found = problems.setdefault(batch.batch, [])
             try:
                 check_file(Path(batch.file), batch.sha256)
                 read_parts(Path(batch.file), by_batch.get(batch.batch, {}))
-            except ArchiveFileError as exc:
-                problems.append(f"{batch.batch}: {exc}")
-            problems += [f"{batch.batch}: {p}" for p in _manifest_problems(batch)]
-        problems += self._misplaced_streams(parts)
-        return problems
-
-    def _archived_ids(self) -> list[str]:
-        return [
-            str(row[0])
-            for row in self.db.query("SELECT DISTINCT aggregate_id FROM cronica_archived_streams")
-        ]
-
-    def _misplaced_streams(self, parts: set[tuple[str, str, int, int, int]]) -> list[str]:
-        """The streams whose archived parts are not versions 1 to n exactly once each, or
-        whose hot events include one of those versions."""
-        spans: dict[str, list[tuple[int, int, int]]] = {}
-        for aggregate_id, _, first, last, count in parts:
-            spans.setdefault(aggregate_id, []).append((first, last, count))
-        problems = []
-        tops: dict[str, int] = {}
-        for aggregate_id, found in sorted(spans.items()):
-            found.sort()
-            expected = 1
-            for first, last, count in found:
-                if first != expected or last < first or count != last - first + 1:
-                    problems.append(
-                        f"stream {aggregate_id!r}: its archived parts are not versions 1 to"
-                        f" {found[-1][1]} once each: {[(f, t) for f, t, _ in found]}"
-                    )
-                    break
-                expected = last + 1
-            tops[aggregate_id] = found[-1][1]
-        for chunk in _chunks(sorted(tops)):
-            for aggregate_id, lowest in self.db.query(
-                "SELECT aggregate_id, min(event_version) FROM events WHERE aggregate_id IN"
-                f" ({', '.join('?' * len(chunk))}) GROUP BY aggregate_id",
-                chunk,
-            ):
-                if int(lowest) <= tops[str(aggregate_id)]:
-                    problems.append(
-                        f"stream {aggregate_id!r}: version {lowest} is in the hot table, but"
-                        f" versions up to {tops[str(aggregate_id)]} are archived"
-                    )
-        return problems
+            except CronicaError as exc:
+                found.append(f"{batch.batch}: {exc}")
+            found += [f"{batch.batch}: {p}" for p in _manifest_problems(batch)]
+        still = {b.batch for b in self.batches()} if any(problems.values()) else set(problems)
+        return [p for name in problems if name in still for p in problems[name]] + (
+            _misplaced_streams(rows)
+        )
 
     def orphans(self) -> list[Path]:
         """Files in the directory that this store's index does not name: left by an archive
@@ -589,10 +570,42 @@ class Archiver:
         return moment
 
 
-_PARTS_SQL = (
-    "SELECT s.aggregate_id, s.batch, s.first_version, s.last_version, s.events, b.file, b.sha256"
-    " FROM cronica_archived_streams s JOIN cronica_archive_batches b ON b.batch = s.batch"
+_STREAM_CHECK_SQL = (
+    "SELECT s.aggregate_id, s.batch, s.first_version, s.last_version, s.events,"
+    " (SELECT min(e.event_version) FROM events e WHERE e.aggregate_id = s.aggregate_id)"
+    " FROM cronica_archived_streams s"
 )
+"""Every archived part with its stream's lowest hot version, in one statement (one snapshot,
+so that a restore or an archive committing meanwhile is seen whole or not at all)."""
+
+
+def _misplaced_streams(rows: Sequence[tuple[Any, ...]]) -> list[str]:
+    """The streams whose archived parts (rows of :data:`_STREAM_CHECK_SQL`) are not versions 1
+    to n exactly once each, or whose hot events include one of those versions."""
+    spans: dict[str, list[tuple[int, int, int]]] = {}
+    lowest_hot: dict[str, int | None] = {}
+    for aggregate_id, _, first, last, count, hot in rows:
+        spans.setdefault(str(aggregate_id), []).append((int(first), int(last), int(count)))
+        lowest_hot[str(aggregate_id)] = None if hot is None else int(hot)
+    problems = []
+    for aggregate_id, found in sorted(spans.items()):
+        found.sort()
+        expected = 1
+        for first, last, count in found:
+            if first != expected or last < first or count != last - first + 1:
+                problems.append(
+                    f"stream {aggregate_id!r}: its archived parts are not versions 1 to"
+                    f" {found[-1][1]} once each: {[(f, t) for f, t, _ in found]}"
+                )
+                break
+            expected = last + 1
+        top, hot = found[-1][1], lowest_hot[aggregate_id]
+        if hot is not None and hot <= top:
+            problems.append(
+                f"stream {aggregate_id!r}: version {hot} is in the hot table, but versions up"
+                f" to {top} are archived"
+            )
+    return problems
 
 
 _RESTORE_SQL = {
@@ -648,6 +661,26 @@ def _canonical(events: Sequence[RecordedEvent]) -> list[tuple[Any, ...]]:
          e.timestamp.astimezone(UTC), repr(e.data), repr(e.metadata))
         for e in events
     )  # fmt: skip
+
+
+def _write_manifest_beside(file: Path, path: Path, manifest: dict[str, Any]) -> None:
+    """Write a batch's manifest; if that fails, remove the batch's file (no index row names
+    it yet) and raise."""
+    try:
+        write_manifest(path, manifest)
+    except ArchiveFileError:
+        _remove_batch_files(file, file.stem)
+        raise
+
+
+def _remove_batch_files(file: Path, batch: str) -> None:
+    """Remove a batch's file and manifest that no index row names (any more); one that cannot
+    be removed is left as an orphan, with a warning, not an error: what mattered is done."""
+    for path in (file, file.with_name(f"{batch}.json")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove %s (an orphan now, see orphans()): %s", path, exc)
 
 
 def _manifest_problems(batch: ArchiveBatch) -> list[str]:

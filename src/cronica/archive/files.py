@@ -3,12 +3,14 @@ JSON manifest; written so that a crash leaves either the whole file or none unde
 
 A file holds whole streams, sorted by aggregate id and version, in row groups of
 :data:`ROW_GROUP_EVENTS` events: reading one stream back reads only the row groups whose
-statistics can hold it. ``data`` and ``metadata`` are kept as the JSON text the store holds
-(personal data stays encrypted).
+statistics can hold it (once the file has been checked against its checksum, which
+:func:`check_file_once` does once per process). ``data`` and ``metadata`` are kept as the JSON
+text the store holds (personal data stays encrypted).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -81,9 +83,12 @@ def write_events(path: Path, events: Sequence[RecordedEvent]) -> str:
         digest = sha256_of(temporary)
         _fsync(temporary)
         os.replace(temporary, path)
+        _fsync(path.parent)
+    except (OSError, pa.ArrowException) as exc:  # no space, a read-only or missing directory
+        raise ArchiveFileError(f"archive file {path} cannot be written: {exc}") from exc
     finally:
-        temporary.unlink(missing_ok=True)
-    _fsync(path.parent)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
     return digest
 
 
@@ -94,7 +99,7 @@ def read_events(path: Path, aggregate_ids: Sequence[str] | None = None) -> list[
     filters = None if aggregate_ids is None else [("aggregate_id", "in", list(aggregate_ids))]
     try:
         columns = pq.read_table(path, filters=filters, schema=_schema()).to_pydict()
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, OverflowError, pa.ArrowException) as exc:  # a time past 9999
         raise ArchiveFileError(f"archive file {path} cannot be read: {exc}") from exc
     try:
         events = _recorded(columns)
@@ -161,19 +166,21 @@ def check_file(path: Path, sha256: str) -> None:
         raise ArchiveFileError(f"archive file {path} has checksum {found}, expected {sha256}")
 
 
-_checked: dict[str, tuple[tuple[int, int, int], str]] = {}
+_checked: dict[str, tuple[tuple[int, ...], str]] = {}
 _checked_lock = threading.Lock()
 
 
 def check_file_once(path: Path, sha256: str) -> None:
-    """:func:`check_file`, done once per process for each file as it is now (same inode, size
-    and modification time): what a transparent read of an archived stream does before it
-    trusts the file."""
+    """:func:`check_file`, done once per process for each file as it is now (same device,
+    inode, size, modification and change times): what a transparent read of an archived
+    stream does before it trusts the file. (The file is read again by path afterwards: one
+    swapped in between is caught only by the check of the versions it holds.)"""
     try:
         stat = path.stat()
     except OSError as exc:
         raise ArchiveFileError(f"archive file {path} cannot be read: {exc}") from exc
-    seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    # The change time cannot be set back (the modification time can: touch -r, rsync -t).
+    seen = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     with _checked_lock:
         if _checked.get(str(path)) == (seen, sha256):
             return
@@ -217,10 +224,13 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """The batch's manifest as JSON beside its file, written like the file (whole or not at
     all)."""
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    _fsync(temporary)
-    os.replace(temporary, path)
-    _fsync(path.parent)
+    try:
+        temporary.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        _fsync(temporary)
+        os.replace(temporary, path)
+        _fsync(path.parent)
+    except OSError as exc:
+        raise ArchiveFileError(f"archive manifest {path} cannot be written: {exc}") from exc
 
 
 def _fsync(path: Path) -> None:
