@@ -12,6 +12,7 @@ from typing import Any
 import nats
 import pytest
 
+import cronica
 from cronica import EventStore, NewEvent, RecordedEvent
 from cronica.bus import connect_bus
 from cronica.bus.nats_jetstream import JetStreamBus
@@ -113,3 +114,34 @@ def test_a_nats_url_may_name_the_subject(stream_name: str) -> None:
         assert isinstance(bus, JetStreamBus) and bus.subject == subject
     finally:
         bus.close()
+
+
+def test_a_bus_made_while_nats_is_away_publishes_once_it_is_back(stream_name: str) -> None:
+    """Like the Redis bus: ``serve --bus nats://...`` starts with NATS down and the relay
+    retries. It used to block 20 s, then raise, and the service did not start."""
+    import time
+    from urllib.parse import urlsplit
+
+    from cronica.errors import BusUnavailableError
+    from tests.test_relay import Proxy
+
+    target = urlsplit(NATS_URL)
+    proxy = Proxy((str(target.hostname), int(target.port or 4222)))
+    proxy.down()
+    store = cronica.connect("memory://")
+    store.append("s", [NewEvent("Happened", {"n": 1})])
+    started = time.monotonic()
+    subject = f"test.{stream_name.lower()}"
+    bus = connect_bus(f"nats://127.0.0.1:{proxy.port}?stream={stream_name}&subject={subject}")
+    try:
+        assert time.monotonic() - started < 10
+        with pytest.raises(BusUnavailableError):
+            bus.publish(store.read_all())
+        proxy.up()
+        assert bus.publish(store.read_all()) == 1
+    finally:
+        bus.close()
+        proxy.down()
+    assert [e.event_id for e in read_stream(stream_name, subject, 1)] == [
+        store.read_all()[0].event_id
+    ]

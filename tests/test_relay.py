@@ -289,3 +289,30 @@ def test_an_event_below_a_trimmed_stream_counts_as_published(
         )  # 5 trimmed away
         assert bus.publish(store.read_all()) == 0  # a relay's retry after a crash
     assert client.xlen(stream_key) == 5
+
+
+def test_a_page_of_large_events_goes_in_several_calls_in_order(
+    store: EventStore, stream_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of 1,000 events of 1 MiB in one call would pass Redis's 1 GiB query buffer and
+    be refused, for ever; here the limit per call is lowered to show the split keeps order."""
+    from cronica.bus import redis_streams
+
+    monkeypatch.setattr(redis_streams, "MAX_CALL_BYTES", 1000)
+    for n in range(12):
+        store.append(f"s-{n % 3}", [NewEvent("Happened", {"blob": "x" * 300, "n": n})])
+    with RedisStreamsBus(REDIS_URL, stream=stream_key) as bus:
+        calls: list[int] = []
+        real = bus._call
+
+        def counted(entries: list[Any]) -> int:
+            calls.append(len(entries) // 6)
+            return real(entries)
+
+        bus._call = counted  # type: ignore[method-assign]
+        assert bus.publish(store.read_all()) == 12
+        assert bus.publish(store.read_all()) == 0  # again: nothing new
+    assert len(calls) >= 8 and sum(calls[: len(calls) // 2]) == 12
+    assert [int(f[b"position"]) for _, f in entries(stream_key)] == [
+        e.position for e in store.read_all()
+    ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
@@ -28,6 +29,8 @@ from cronica.errors import BusError, BusUnavailableError
 from cronica.events import RecordedEvent
 
 T = TypeVar("T")
+
+log = logging.getLogger("cronica.bus")
 
 
 class MessageTooLargeError(BusError):
@@ -60,19 +63,29 @@ class JetStreamBus(EventBus):
             target=self._loop.run_forever, name="cronica-nats", daemon=True
         )
         self._thread.start()
+        self._duplicate_window = duplicate_window
+        self._nc: Any = None
+        self._js: Any = None
         try:
-            self._nc, self._js = self._run(self._connect(duplicate_window))
+            self._connect_now()
+        except BusUnavailableError as exc:  # like Redis: the bus is made, the relay retries
+            log.warning("%s (publishing will try again)", exc)
         except BaseException:
             self._stop_loop()
             raise
-        self.max_message_bytes = int(self._nc.max_payload)
-        """The server's ``max_payload``: the envelope and its headers must fit in it."""
 
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def _connect_now(self) -> None:
+        """Connect (and make the stream) within ``timeout`` or raise ``BusUnavailableError``;
+        learn the server's ``max_payload`` (:attr:`max_message_bytes`)."""
+        self._nc, self._js = self._run(self._connect(self._duplicate_window), self.timeout + 1)
+        self.max_message_bytes = int(self._nc.max_payload)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T], wait: float | None = None) -> T:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
-            return future.result(self.timeout * 4)
+            return future.result(self.timeout * 4 if wait is None else wait)
         except (NoServersError, ConnectionClosedError, TimeoutError, OSError) as exc:
+            future.cancel()  # a connect left running would go on trying in the background
             raise BusUnavailableError(f"NATS at {self.url}: {exc!r}") from exc
         except nats.errors.Error as exc:
             raise BusError(f"NATS at {self.url}: {exc!r}") from exc
@@ -93,6 +106,8 @@ class JetStreamBus(EventBus):
     def publish(self, events: Sequence[RecordedEvent]) -> int:
         if not events:
             return 0
+        if self._nc is None:
+            self._connect_now()
         return self._run(self._publish(events))
 
     async def _publish(self, events: Sequence[RecordedEvent]) -> int:
@@ -124,8 +139,9 @@ class JetStreamBus(EventBus):
         return largest is not None and _size(body, headers) > largest
 
     def close(self) -> None:
-        with contextlib.suppress(BusError):  # closing a connection that is gone already
-            self._run(self._nc.close())
+        if self._nc is not None:
+            with contextlib.suppress(BusError):  # closing a connection that is gone already
+                self._run(self._nc.close())
         self._stop_loop()
 
     def _stop_loop(self) -> None:

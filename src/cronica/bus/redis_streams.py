@@ -31,6 +31,9 @@ from cronica.errors import BusError, BusUnavailableError
 from cronica.events import RecordedEvent
 
 DEFAULT_STREAM = "cronica:events"
+MAX_CALL_BYTES = 64 * 1024 * 1024
+"""The most envelope bytes one publishing call carries (Redis refuses a client's query past
+1 GiB by default: a relay page of 1,000 events of 1 MiB each would pass it)."""
 _FIELDS = ("eventId", "eventType", "aggregateId", "position", "envelope")
 
 # KEYS[1]: the stream. ARGV[1]: max length (0: none); then per entry: its id and 5 values.
@@ -123,15 +126,25 @@ class RedisStreamsBus(EventBus):
         self._publish = self._redis.register_script(_PUBLISH)
 
     def publish(self, events: Sequence[RecordedEvent]) -> int:
-        if not events:
-            return 0
-        arguments: list[Any] = [self.max_length or 0]
+        """Publish in log order, one script call per :data:`MAX_CALL_BYTES` of envelopes (a
+        page of large events in one call could pass Redis's query buffer limit)."""
+        added = 0
+        arguments: list[Any] = []
+        size = 0
         for event in events:
             fields = entry_fields(event)
+            if arguments and size + len(fields["envelope"]) > MAX_CALL_BYTES:
+                added += self._call(arguments)
+                arguments, size = [], 0
             arguments.append(f"{event.position}-0")
             arguments.extend(fields[name] for name in _FIELDS)
+            size += len(fields["envelope"])
+        return added + (self._call(arguments) if arguments else 0)
+
+    def _call(self, entries: list[Any]) -> int:
+        """Run the publishing script on ``entries`` (an id and five values each)."""
         with redis_errors(self.url):
-            added = self._publish(keys=[self.stream], args=arguments)
+            added = self._publish(keys=[self.stream], args=[self.max_length or 0, *entries])
         return int(added)
 
     def last_position(self) -> int:
