@@ -42,8 +42,8 @@ from pydantic.alias_generators import to_camel
 
 from cronica._validation import check_event_type
 from cronica.errors import InvalidEventDataError, InvalidInputError, UnknownEventTypeError
-from cronica.events import NewEvent, RecordedEvent
-from cronica.upcasting import SCHEMA_VERSION_KEY, schema_version
+from cronica.events import SCHEMA_VERSION_KEY, NewEvent, RecordedEvent
+from cronica.upcasting import schema_version
 
 T = TypeVar("T")
 

@@ -102,6 +102,22 @@ def _coerce_event_id(event_id: uuid.UUID | str | None) -> uuid.UUID:
     raise InvalidInputError(f"event id must be a UUID or its string form, not {event_id!r}")
 
 
+SCHEMA_VERSION_KEY: Final = "schemaVersion"
+"""Metadata key holding an event's schema version; absent means version 1."""
+
+
+def check_schema_version(metadata: dict[str, Any]) -> int:
+    """The schema version in ``metadata`` (1 when absent); ``InvalidEventDataError`` when it
+    is there but not a whole number of at least 1 (``2.0`` or ``"2"`` would read as version 1,
+    and its upcasters would run on data already past them)."""
+    version = metadata.get(SCHEMA_VERSION_KEY, 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidEventDataError(
+            f"metadata {SCHEMA_VERSION_KEY} must be an integer >= 1, not {version!r}"
+        )
+    return version
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class NewEvent:
     """An event about to be appended.
@@ -139,6 +155,7 @@ class NewEvent:
         # Keep the values exactly as they will be read back.
         setattr_(self, "data", _json.loads(self.data_json))
         setattr_(self, "metadata", _json.loads(self.metadata_json))
+        check_schema_version(self.metadata)
 
     @property
     def size(self) -> int:

@@ -111,9 +111,7 @@ def migrate_store(
         raise InvalidInputError("a store cannot be migrated into itself: copy into a new one")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be an integer >= 1, not {batch_size!r}")
-    if source.supports_archiving and source.side_database().query(
-        "SELECT 1 FROM cronica_archive_batches LIMIT 1"
-    ):
+    if source.has_archived_streams():
         raise InvalidInputError(
             "the source has archived streams, which its log does not serve: restore them"
             " first (cronica restore --batch ...)"

@@ -25,17 +25,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cronica._validation import check_event_type
-from cronica.errors import UpcastingError
-from cronica.events import RecordedEvent
+from cronica.errors import InvalidEventDataError, UpcastingError
+from cronica.events import SCHEMA_VERSION_KEY, RecordedEvent, check_schema_version
 
 if TYPE_CHECKING:
     from cronica.event_types import EventRegistry
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Takes an event's data at one schema version, returns it at the next."""
-
-SCHEMA_VERSION_KEY = "schemaVersion"
-"""Metadata key holding an event's schema version; absent means version 1."""
 
 
 class Upcasters:
@@ -120,7 +117,10 @@ class Upcasters:
         steps = self._steps.get(event.event_type)
         if not steps:
             return event
-        version = schema_version(event.metadata)
+        try:
+            version = check_schema_version(event.metadata)
+        except InvalidEventDataError as exc:
+            raise UpcastingError(event.event_type, f"event {event.event_id}: {exc}") from None
         top = max(steps) + 1
         if version >= top:
             return event
@@ -133,7 +133,14 @@ class Upcasters:
         # A deep copy: an upcaster may change the dict it gets, never the stored event.
         data: dict[str, Any] = orjson.loads(orjson.dumps(event.data))
         while version < top:
-            data = steps[version](data)
+            try:
+                data = steps[version](data)
+            except Exception as exc:  # an upcaster meeting stored data it did not expect
+                raise UpcastingError(
+                    event.event_type,
+                    f"upcaster {_name(steps[version])} failed on event {event.event_id}"
+                    f" (schema version {version}): {type(exc).__name__}: {exc}",
+                ) from exc
             if not isinstance(data, dict):
                 raise UpcastingError(
                     event.event_type,
@@ -150,9 +157,9 @@ class Upcasters:
 
 
 def schema_version(metadata: Mapping[str, Any]) -> int:
-    """The schema version recorded in an event's metadata (1 when absent)."""
-    version = metadata.get(SCHEMA_VERSION_KEY, 1)
-    return version if isinstance(version, int) and not isinstance(version, bool) else 1
+    """The schema version recorded in an event's metadata (1 when absent);
+    ``InvalidEventDataError`` when it is not a whole number of at least 1."""
+    return check_schema_version(dict(metadata))
 
 
 def _name(function: Callable[..., Any]) -> str:

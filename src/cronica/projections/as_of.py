@@ -48,8 +48,21 @@ def projection_as_of(
     """
     if position is None and timestamp is None:
         raise InvalidReadError("projection_as_of needs a position or a timestamp")
+    if position is not None and (
+        isinstance(position, bool) or not isinstance(position, int) or position < 0
+    ):
+        raise InvalidReadError(f"position must be an integer >= 0, not {position!r}")
+    if timestamp is not None and not isinstance(timestamp, datetime):
+        raise InvalidReadError(f"timestamp must be a datetime, not {type(timestamp).__name__}")
     if timestamp is not None and timestamp.tzinfo is None:
         raise InvalidReadError("the timestamp must be timezone-aware")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidReadError(f"batch_size must be an integer >= 1, not {batch_size!r}")
+    if store.has_archived_streams():
+        raise InvalidReadError(
+            "some streams are archived, and the log no longer serves their events: a past"
+            " read model would leave them out; restore them first (cronica restore --batch ...)"
+        )
     db = SQLiteReadModels(":memory:")
     try:
         with db.transaction() as tx:

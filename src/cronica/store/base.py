@@ -33,6 +33,7 @@ from cronica.events import (
     RecordedEvent,
     StreamInfo,
     check_expected_version,
+    check_schema_version,
 )
 from cronica.store._wakeup import HeadWatch, check_after, check_wait_arguments
 
@@ -96,6 +97,7 @@ def check_imported_event(event: Any) -> None:
         raise InvalidInputError(f"event {event.event_id}: the timestamp needs a timezone")
     dump_object(event.data, "data")
     dump_object(event.metadata, "metadata")
+    check_schema_version(event.metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,13 @@ class EventStore(Closing, abc.ABC):
     def _archived_parts(self, aggregate_id: str) -> list[ArchivedPart]:
         """The archived versions of the stream and their files (none by default)."""
         return []
+
+    def has_archived_streams(self) -> bool:
+        """Whether some streams are archived (cronica.archive): then the global log
+        (``read_all``) no longer serves all the events, and what needs them all refuses."""
+        return self.supports_archiving and bool(
+            self.side_database().query("SELECT 1 FROM cronica_archive_batches LIMIT 1")
+        )
 
     def side_database(self) -> ReadModelDatabase:
         """A connection to the store's own database for cronica's other tables (subject keys,
