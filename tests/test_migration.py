@@ -249,6 +249,32 @@ def test_an_interrupted_copy_resumes_and_ends_identical_to_an_uninterrupted_one(
     ]
 
 
+def test_a_resumed_compacting_copy_of_a_grown_source_counts_nothing_twice(
+    open_store: Callable[..., EventStore],
+) -> None:
+    """The copy wrote ``ProductAdded qty=1`` and stopped; the source got ``qty=2`` for the same
+    cart. The resumed copy planned again and merged the written event into the new one: the
+    destination held 1 and 3 (4 in all, the source 3), and verified."""
+    source = open_store("sqlite", "source")
+    source.append("cart", [NewEvent("ProductAdded", {"productId": "p", "quantity": 1})])
+    source.append("other", [NewEvent("NoteTaken", {})])
+    destination = open_store("sqlite", "copy")
+
+    def stop_after_one(read: int, total: int) -> None:
+        raise CopyInterruptedError
+
+    with pytest.raises(CopyInterruptedError):
+        migrate_store(source, destination, source_name="src", batch_size=1,
+                      compaction=cart_rules(), progress=stop_after_one)  # fmt: skip
+    source.append("cart", [NewEvent("ProductAdded", {"productId": "p", "quantity": 2})])
+    report = migrate_store(
+        source, destination, source_name="src", batch_size=1, compaction=cart_rules()
+    )
+    assert report.verified
+    copied = [e.data["quantity"] for e in destination.read_stream("cart")]
+    assert sum(copied) == 3 == sum(e.data["quantity"] for e in source.read_stream("cart"))
+
+
 def test_only_an_empty_store_or_an_interrupted_copy_of_the_same_source_is_a_destination(
     open_store: Callable[..., EventStore],
 ) -> None:

@@ -124,7 +124,11 @@ def migrate_store(
                 " migrate into an empty store"
             )
         done = CopyProgress(source_name, 0, 0, 0, "")
-    plan = _plan_compaction(source, compaction) if compaction else _Plan()
+    plan = (
+        _plan_compaction(source, compaction, done.last_position, destination)
+        if compaction
+        else _Plan()
+    )
     # The events' personal data stays encrypted: its keys (and who was forgotten) go along.
     source.subject_keys().copy_to(destination.subject_keys())
     total = source.status().events
@@ -196,11 +200,22 @@ class _Plan:
     dropped: int = 0
 
 
-def _plan_compaction(source: EventStore, rules: CompactionRules) -> _Plan:
-    """A first pass over the source log: decide every merge and drop before writing."""
+def _plan_compaction(
+    source: EventStore,
+    rules: CompactionRules,
+    copied_up_to: int = 0,
+    destination: EventStore | None = None,
+) -> _Plan:
+    """A first pass over the source log: decide every merge and drop before writing.
+
+    ``copied_up_to``: where an interrupted copy into ``destination`` stopped. What it wrote
+    stays as written, so no event after it merges into one at or before it that the
+    destination holds: the source may have grown since that copy planned, and the written
+    event would be counted again in the merged one. (One it did not write, it had merged
+    forward too: the same decision is taken again.)"""
     plan = _Plan()
-    # Per stream, the last event kept so far: (id, type, data), a merge candidate.
-    open_groups: dict[str, tuple[uuid.UUID, str, dict[str, Any]]] = {}
+    # Per stream, the last event kept so far: (id, type, data, position), a merge candidate.
+    open_groups: dict[str, tuple[uuid.UUID, str, dict[str, Any], int]] = {}
     after = 0
     while page := source.read_all(after=after, limit=DEFAULT_BATCH_SIZE):
         after = page[-1].position
@@ -211,7 +226,16 @@ def _plan_compaction(source: EventStore, rules: CompactionRules) -> _Plan:
                 continue
             previous = open_groups.get(event.aggregate_id)
             rule = rules.merges.get(event.event_type)
-            if previous is not None and rule is not None and previous[1] == event.event_type:
+            if (
+                previous is not None
+                and rule is not None
+                and previous[1] == event.event_type
+                and not (
+                    previous[3] <= copied_up_to < event.position
+                    and destination is not None
+                    and destination.read_event(previous[0]) is not None
+                )
+            ):
                 merged = rule(dict(previous[2]), dict(event.data))
                 if merged is not None:
                     if not isinstance(merged, dict):
@@ -223,9 +247,13 @@ def _plan_compaction(source: EventStore, rules: CompactionRules) -> _Plan:
                     plan.merged_data.pop(previous[0], None)
                     plan.merged_data[event.event_id] = merged
                     plan.merged += 1
-                    open_groups[event.aggregate_id] = (event.event_id, event.event_type, merged)
+                    open_groups[event.aggregate_id] = (
+                        event.event_id, event.event_type, merged, event.position
+                    )  # fmt: skip
                     continue
-            open_groups[event.aggregate_id] = (event.event_id, event.event_type, event.data)
+            open_groups[event.aggregate_id] = (
+                event.event_id, event.event_type, event.data, event.position
+            )  # fmt: skip
     return plan
 
 
