@@ -654,6 +654,34 @@ def test_snapshot_named_aggregates_or_all(url: str) -> None:
     assert "does not exist" in error_line(run("snapshot", "nobody", "--store", url))
 
 
+def test_snapshot_checks_every_named_aggregate_before_storing_any(url: str) -> None:
+    """A bad or unknown id after a good one used to be refused only once the good one's
+    snapshot was stored."""
+    ok("demo", "--store", url, "--accounts", "3", "--months", "1")
+    assert "control characters" in error_line(
+        run("snapshot", "acc-00001", "bad\x01id", "--store", url)
+    )
+    assert "does not exist" in error_line(run("snapshot", "acc-00001", "nobody", "--store", url))
+    with cronica.connect(url) as store:
+        assert store.snapshot_store().load("acc-00001") is None
+
+
+def test_snapshot_reads_old_events_through_upcasters(url: str) -> None:
+    from cronica.examples.customers import customer_upcasters
+
+    with cronica.connect(url) as store:  # what old code wrote: schema version 1
+        store.append("client-1", [cronica.NewEvent("CustomerRegistered", {"name": "Juan Pérez"})],
+                     aggregate_type="Customer")  # fmt: skip
+    where = ["--aggregate", "cronica.examples.customers:Customer",
+             "--events", "cronica.examples.customers:customer_events", "--store", url]  # fmt: skip
+    assert "schema version 1" in error_line(run("snapshot", "client-1", *where))
+    upcasters = "cronica.examples.customers:customer_upcasters"
+    assert "at version 1" in ok("snapshot", "client-1", *where, "--upcasters", upcasters).stdout
+    with cronica.connect(url, upcasters=customer_upcasters) as store:
+        saved = store.snapshot_store().load("client-1")
+        assert saved is not None and saved.version == 1
+
+
 class _WaitingStore(cronica.MemoryEventStore):
     """A store whose readers wait on an open transaction, as PostgreSQL can report."""
 

@@ -13,11 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import cronica
 from cronica._cli_objects import load_object
+from cronica._validation import check_aggregate_id
 from cronica.aggregates import Aggregate
 from cronica.cli import JsonFlag, StoreURL, _reports_errors, app
 from cronica.errors import InvalidInputError
 from cronica.event_types import EventRegistry
 from cronica.repository import Repository
+from cronica.upcasting import Upcasters
 
 DEFAULT_AGGREGATE = "cronica.examples.bank:BankAccount"
 DEFAULT_EVENTS = "cronica.examples.bank:bank_events"
@@ -42,6 +44,14 @@ def snapshot(
         str,
         typer.Option(metavar="MODULE:NAME", help=f"Its event registry (default {DEFAULT_EVENTS})."),
     ] = DEFAULT_EVENTS,
+    upcasters: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CRONICA_UPCASTERS",
+            metavar="MODULE:NAME",
+            help="An Upcasters object, for events stored at older schema versions.",
+        ),
+    ] = None,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
     as_json: JsonFlag = False,
 ) -> None:
@@ -55,9 +65,13 @@ def snapshot(
     registry = load_object(events, EventRegistry, "--events")
     if not aggregate_ids and not every:
         raise InvalidInputError("name the aggregates to snapshot, or pass --all")
-    with cronica.connect(store_url) as store:
+    chains = load_object(upcasters, Upcasters, "--upcasters") if upcasters else None
+    named = [check_aggregate_id(aggregate_id) for aggregate_id in aggregate_ids or []]
+    with cronica.connect(store_url, upcasters=chains) as store:
         repository = Repository(store, aggregate_class, registry, snapshot_every=1)
-        ids = list(aggregate_ids or [])
+        for aggregate_id in named:  # all of them before any snapshot is stored
+            store.stream_info(aggregate_id)
+        ids = list(named)
         if every:
             ids += [
                 s.aggregate_id
