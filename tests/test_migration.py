@@ -407,3 +407,40 @@ def test_the_command_loads_rules_from_the_current_folder_and_reports(
     assert "verified, checksum" in taken.stdout
     again = runner.invoke(app, ["migrate", dst, dst.replace("dst", "src2")])
     assert again.exit_code == 1 and "holds events" in again.stderr
+
+
+def test_the_command_refuses_a_missing_source_file_and_makes_no_destination(
+    tmp_path: Path,
+) -> None:
+    """A mistyped SOURCE path used to make an empty store and an empty, "verified" copy."""
+    from typer.testing import CliRunner
+
+    from cronica.cli import app
+
+    typo, copy = tmp_path / "typo.db", tmp_path / "copy.db"
+    failed = CliRunner().invoke(app, ["migrate", f"sqlite:///{typo}", f"sqlite:///{copy}"])
+    assert failed.exit_code == 1 and "no such file" in failed.stderr, failed.output
+    assert not typo.exists() and not copy.exists()
+
+
+def test_the_command_refuses_archived_streams_before_making_the_destination(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from typer.testing import CliRunner
+
+    from cronica.archive import ArchivePolicy, Archiver
+    from cronica.cli import app
+
+    with SQLiteEventStore(tmp_path / "src.db") as source:
+        fill(source, streams=1, per_stream=1)
+        Archiver(source, tmp_path / "archive").archive(
+            ArchivePolicy(idle_for=timedelta(0)), actor="o", reason="r"
+        )
+    copy = tmp_path / "copy.db"
+    failed = CliRunner().invoke(
+        app, ["migrate", f"sqlite:///{tmp_path}/src.db", f"sqlite:///{copy}"]
+    )
+    assert failed.exit_code == 1 and "restore them first" in failed.stderr, failed.output
+    assert not copy.exists()

@@ -5,6 +5,7 @@ Registered on the ``cronica`` app by :mod:`cronica.cli` (kept apart to keep that
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,8 +15,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 import cronica
 from cronica._cli_objects import load_object
 from cronica.cli import JsonFlag, _echo_json_lines, _redacted, _reports_errors, app
+from cronica.connect import sqlite_url_parts
 from cronica.errors import InvalidInputError
-from cronica.migration import DEFAULT_BATCH_SIZE, CompactionRules, MigrationReport, migrate_store
+from cronica.migration import (
+    DEFAULT_BATCH_SIZE,
+    CompactionRules,
+    MigrationReport,
+    check_source,
+    migrate_store,
+)
+from cronica.store.base import EventStore
 from cronica.upcasting import Upcasters
 
 
@@ -53,8 +62,31 @@ def migrate(
     if source_url == destination_url:
         raise InvalidInputError("SOURCE and DESTINATION are the same: copy into a new store")
     name = _redacted(source_url)
+    _check_source_exists(source_url)
+    with cronica.connect(source_url, upcasters=chains) as source:
+        check_source(source)  # before the destination is made
+        report = _copy(source, destination_url, name, rules, batch_size, as_json)
+    _print_report(report, _redacted(destination_url), as_json)
+
+
+def _check_source_exists(source_url: str) -> None:
+    """A SQLite SOURCE must be a file already: opening a mistyped path would make an empty store
+    (and an empty, "verified" copy of it)."""
+    if source_url.split("://", 1)[0].lower() == "sqlite":
+        path, _ = sqlite_url_parts(source_url)
+        if not Path(path).is_file():
+            raise InvalidInputError(f"SOURCE {source_url}: there is no such file")
+
+
+def _copy(
+    source: EventStore,
+    destination_url: str,
+    name: str,
+    rules: CompactionRules | None,
+    batch_size: int,
+    as_json: bool,
+) -> MigrationReport:
     with (
-        cronica.connect(source_url, upcasters=chains) as source,
         cronica.connect(destination_url) as destination,
         Progress(
             "[progress.description]{task.description}",
@@ -70,7 +102,7 @@ def migrate(
         def advance(read: int, total: int) -> None:
             bar.update(task, completed=read, total=total)
 
-        report = migrate_store(
+        return migrate_store(
             source,
             destination,
             source_name=name,
@@ -78,7 +110,6 @@ def migrate(
             batch_size=batch_size,
             progress=advance,
         )
-    _print_report(report, _redacted(destination_url), as_json)
 
 
 def _print_report(report: MigrationReport, destination: str, as_json: bool) -> None:

@@ -111,11 +111,7 @@ def migrate_store(
         raise InvalidInputError("a store cannot be migrated into itself: copy into a new one")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be an integer >= 1, not {batch_size!r}")
-    if source.has_archived_streams():
-        raise InvalidInputError(
-            "the source has archived streams, which its log does not serve: restore them"
-            " first (cronica restore --batch ...)"
-        )
+    check_source(source)
     done = destination.copy_progress(source_name)
     if done is None:
         if destination.status().events:
@@ -170,6 +166,16 @@ def migrate_store(
         verified,
         resumed_after,
     )
+
+
+def check_source(source: EventStore) -> None:
+    """``InvalidInputError`` when the source's log does not serve all its events (archived
+    streams)."""
+    if source.has_archived_streams():
+        raise InvalidInputError(
+            "the source has archived streams, which its log does not serve: restore them"
+            " first (cronica restore --batch ...)"
+        )
 
 
 def chain(previous: str, event: RecordedEvent) -> str:
