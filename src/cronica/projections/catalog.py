@@ -11,13 +11,20 @@ Times are seconds since the epoch, from the database's clock.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cronica.errors import LeaseLostError, ProjectionNotFoundError, ProjectionStateError
+from cronica._validation import check_count
+from cronica.errors import (
+    InvalidInputError,
+    LeaseLostError,
+    ProjectionNotFoundError,
+    ProjectionStateError,
+)
 from cronica.events import RecordedEvent
 from cronica.readmodels.base import ReadModelDatabase, ReadModelTransaction
 
@@ -167,6 +174,15 @@ class Catalog:
         seconds pass first. Works from any process: it polls the checkpoints, every 2 ms at
         first, backing off to 20 ms (``pause`` sleeps between looks; a projector passes one
         that its commits cut short)."""
+        check_count(position, "position", minimum=0)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not (math.isfinite(timeout) and timeout >= 0)
+        ):
+            raise InvalidInputError(f"timeout must be a finite number of seconds, not {timeout!r}")
+        if isinstance(names, str | bytes) or not isinstance(names, Sequence) or not names:
+            raise InvalidInputError("names must be a non-empty sequence of projection names")
         deadline = time.monotonic() + timeout
         step = 0.002
         while True:
@@ -326,11 +342,16 @@ class Catalog:
     ) -> None:
         """Record that ``event`` failed in a handler: the projection stops there."""
         message = f"{type(error).__name__}: {error}"[:4000]
+        track = "rebuild" if rebuild else "live"
         self._update_held(
             tx,
             name,
             "UPDATE cronica_projections SET state = ?, error = ?, failed_position = ?,"
-            " failed_event_id = ?, failed_event_type = ?, failed_track = ?, failed_at = {now},"
+            " failed_event_id = ?, failed_event_type = ?,"
+            # Both tracks met the event (a rebuild at the live track's version, in one batch):
+            # each stopped just before it, and skipping it moves both.
+            " failed_track = CASE WHEN state = ? AND failed_event_id = ? AND failed_track <> ?"
+            " THEN 'both' ELSE ? END, failed_at = {now},"
             " updated_at = {now} WHERE name = ? AND lease_owner = ?",
             [
                 FAILED,
@@ -338,7 +359,10 @@ class Catalog:
                 event.position,
                 str(event.event_id),
                 event.event_type,
-                "rebuild" if rebuild else "live",
+                FAILED,
+                str(event.event_id),
+                track,
+                track,
                 name,
                 owner,
             ],
@@ -403,16 +427,16 @@ class Catalog:
         return self._clear_failure(name, actor, reason, skip=False)
 
     def clear_failure(
-        self, tx: ReadModelTransaction, name: str, move: tuple[str, int] | None = None
+        self, tx: ReadModelTransaction, name: str, moves: Sequence[tuple[str, int]] = ()
     ) -> None:
-        """Forget a projection's failure (if it has one), so its runner goes on; ``move`` sets
-        a checkpoint column too (skipping the failed event)."""
+        """Forget a projection's failure (if it has one), so its runner goes on; ``moves`` set
+        checkpoint columns too (skipping the failed event)."""
         changes = "state = ?, error = NULL, failed_position = NULL, failed_event_id = NULL,"
         changes += " failed_event_type = NULL, failed_track = NULL, failed_at = NULL"
         params: list[Any] = [CATCHING_UP]
-        if move is not None:
-            changes += f", {move[0]} = ?"
-            params.append(move[1])
+        for column, position in moves:
+            changes += f", {column} = ?"
+            params.append(position)
         sql = f"UPDATE cronica_projections SET {changes}, updated_at = {self._now}"
         tx.execute(sql + " WHERE name = ? AND state = ?", [*params, name, FAILED])
 
@@ -421,11 +445,14 @@ class Catalog:
             record = self._locked(tx, name)
             if record.state != FAILED or record.failed_position is None:
                 raise ProjectionStateError(f"projection {name!r} has not failed")
-            passed: tuple[str, int] | None = None
-            if skip:  # the checkpoint moves onto the failed event, so it counts as done
-                column = "rebuild_position" if record.failed_track == "rebuild" else "position"
-                passed = (column, record.failed_position)
-            self.clear_failure(tx, name, passed)
+            columns = {
+                "live": ["position"],
+                "rebuild": ["rebuild_position"],
+                "both": ["position", "rebuild_position"],
+            }[record.failed_track or "live"]
+            # Skipping: the checkpoints move onto the failed event, so it counts as done.
+            moves = [(column, record.failed_position) for column in columns] if skip else []
+            self.clear_failure(tx, name, moves)
             self._log(tx, name, "skip" if skip else "retry", record, actor, reason)
             return record
 
@@ -438,6 +465,8 @@ class Catalog:
             raise LeaseLostError(name)
 
     def _locked(self, tx: ReadModelTransaction, name: str) -> ProjectionRecord:
+        if not self.exists():  # no projector ever ran on this database
+            raise ProjectionNotFoundError(name)
         suffix = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         rows = tx.query(
             f"SELECT {_COLUMNS} FROM cronica_projections WHERE name = ?{suffix}", [name]

@@ -169,6 +169,8 @@ class Projector(Closing):
         self._next_expiry = 0.0
         self.expired_rows = 0
         """Rows deleted so far for the projections' ``retention``."""
+        self._passed: set[str] = set()
+        """Projections left alone: the catalog holds a newer version than this code."""
 
     # -- running -----------------------------------------------------------------------------
 
@@ -181,9 +183,20 @@ class Projector(Closing):
             projection = self.projections[name]
             if record.state == FAILED:
                 continue
+            newest = max(record.version, record.rebuild_version or 0)
+            if newest > projection.version:
+                # Newer code has taken the projection over (an old replica in a rolling deploy,
+                # or a rollback): older handlers must not write into its tables.
+                self._passed_over(projection, newest)
+                continue
             needs_rebuild = record.rebuild_requested or record.version != projection.version
-            if record.rebuild_generation is None and needs_rebuild:
-                record = self._start_rebuild(projection)
+            older_rebuild = (
+                record.rebuild_generation is not None
+                and record.rebuild_version is not None
+                and record.rebuild_version < projection.version
+            )
+            if older_rebuild or (record.rebuild_generation is None and needs_rebuild):
+                record = self._start_rebuild(projection)  # an older one's tables are dropped
             if record.version == projection.version:
                 names = table_names(projection, record.generation)
                 tracks.append(_Track(projection, False, record.position, record.generation, names))
@@ -293,6 +306,8 @@ class Projector(Closing):
     def wait_for(self, position: int, timeout: float, names: Sequence[str] | None = None) -> bool:
         """Wait until the named projections (default: all of this projector's) have applied
         the log up to ``position``; False if ``timeout`` seconds pass first."""
+        if isinstance(names, str | bytes):
+            raise InvalidInputError("names must be a sequence of projection names, not a string")
         chosen = list(self.projections) if names is None else list(names)
         for name in chosen:
             if name not in self.projections:
@@ -562,6 +577,17 @@ class Projector(Closing):
                     self.catalog.set_state(tx, track.projection.name, self.owner, LIVE)
 
     # -- rebuilds ------------------------------------------------------------------------------
+
+    def _passed_over(self, projection: Projection, newest: int) -> None:
+        """Say once per process that ``projection`` is left alone: the catalog holds (or is
+        building) a version newer than this process's code."""
+        if projection.name not in self._passed:
+            self._passed.add(projection.name)
+            log.warning(
+                "projection %s: the read models hold (or are building) version %d, this"
+                " process's code is version %d: left to the processes that run version %d",
+                projection.name, newest, projection.version, newest,
+            )  # fmt: skip
 
     def _start_rebuild(self, projection: Projection) -> ProjectionRecord:
         total = self.store.count_events()
