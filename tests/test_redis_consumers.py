@@ -171,3 +171,27 @@ def test_the_background_consumer_survives_an_unexpected_error(stream: str) -> No
     finally:
         worker.close()
     assert failures == [1] and len(handled) == 3
+
+
+def test_a_consumer_made_while_redis_is_away_joins_its_group_once_it_is_back(stream: str) -> None:
+    from cronica.errors import BusUnavailableError
+    from tests.test_relay import Proxy
+
+    target: Any = redis.Redis.from_url(REDIS_URL).connection_pool.connection_kwargs
+    proxy = Proxy((target["host"], target["port"]))
+    proxy.down()
+    handled: list[int] = []
+    worker = StreamConsumer(
+        lambda e: handled.append(e.position), group="late", consumer="w1",
+        url=f"redis://127.0.0.1:{proxy.port}/0", stream=stream,
+    )  # fmt: skip
+    try:
+        with pytest.raises(BusUnavailableError):
+            worker.run_once()
+        proxy.up()
+        events = publish(stream, 3)
+        assert worker.run_once() == 3
+        assert handled == [e.position for e in events]
+    finally:
+        worker.close()
+        proxy.down()

@@ -32,6 +32,10 @@ def load_attribute(spec: str, option: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InvalidInputError(f"{option}: cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module's own code failed: a SyntaxError, a raise at import
+        raise InvalidInputError(
+            f"{option}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if not hasattr(module, attribute):
         raise InvalidInputError(f"{option}: module {module_name!r} has no {attribute!r}")
     return getattr(module, attribute)

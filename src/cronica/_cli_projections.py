@@ -68,12 +68,22 @@ def load_projections(spec: str) -> list[Projection]:
     them, or a function returning one of those."""
     found = load_attribute(spec, "--projections")
     if callable(found) and not isinstance(found, Projection | type):
-        found = found()
+        try:
+            found = found()
+        except Exception as exc:  # the factory's own failure, said in one line
+            raise InvalidInputError(
+                f"--projections: {spec}() failed: {type(exc).__name__}: {exc}"
+            ) from exc
     items = found if isinstance(found, list | tuple) else [found]
     chosen: list[Projection] = []
     for item in items:
         if isinstance(item, type) and issubclass(item, Projection):
-            item = item()
+            try:
+                item = item()
+            except Exception as exc:
+                raise InvalidInputError(
+                    f"--projections: {item.__name__}() failed: {type(exc).__name__}: {exc}"
+                ) from exc
         if not isinstance(item, Projection):
             raise InvalidInputError(
                 f"--projections: {spec} holds {type(item).__name__}, not a Projection"

@@ -13,13 +13,21 @@ import socket
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 import cronica
+from cronica.bus import bus_factory
 from cronica.cli import ReadModelsURL, StoreURL, _console, _reports_errors, app
-from cronica.errors import InvalidInputError
+from cronica.errors import CronicaError, InvalidInputError
+from cronica.readmodels import connect_read_models
+
+if TYPE_CHECKING:
+    from cronica.server import ServerSettings
+
+_STARTUP_FAILURE = 3
+"""The exit status of a uvicorn worker that failed before it served (its app did not start)."""
 
 keys_app = typer.Typer(
     help=(
@@ -143,6 +151,7 @@ def serve(
         cors_origins=tuple(cors_origin or ()),
         min_position_timeout=min_position_timeout,
     )
+    _preflight(settings, workers)
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -166,7 +175,30 @@ def serve(
     config = uvicorn.Config(
         "cronica.server.app:app_from_environment", factory=True, workers=workers, **options
     )
-    Multiprocess(config, sockets=[listening]).run()
+    supervisor = Multiprocess(config, sockets=[listening])
+    supervisor.run()
+    if any(process.exitcode == _STARTUP_FAILURE for process in supervisor.processes):
+        raise CronicaError("the API processes failed to start (their log says why)")
+
+
+def _preflight(settings: ServerSettings, workers: int) -> None:
+    """What would stop the service from starting, said in one line before anything listens:
+    a bus URL that cannot be one, the store or read models out of reach; and in-memory stores
+    with several processes (each would have its own)."""
+    if workers > 1 and any(
+        url is not None and url.split("://", 1)[0].lower() == "memory"
+        for url in (settings.store, settings.read_models)
+    ):
+        raise InvalidInputError(
+            "--workers above 1 needs a store and read models the processes share:"
+            " memory:// would be one per process"
+        )
+    if settings.bus is not None:
+        bus_factory(settings.bus)  # checked, not connected: the relay retries a bus away
+    with cronica.connect(settings.store):
+        pass
+    if settings.read_models is not None:
+        connect_read_models(settings.read_models).close()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -204,6 +236,8 @@ def worker(
     settings = ServerSettings(
         store=store_url, read_models=read_models_url, bus=bus_url, batch_size=batch_size
     )
+    if bus_url is not None:
+        bus_factory(bus_url)  # a bus URL that cannot be one, said before the store is made
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -22,7 +22,7 @@ import redis
 from cronica._background import BackgroundLoop
 from cronica.bus.base import Handler
 from cronica.bus.redis_streams import DEFAULT_STREAM, redis_errors
-from cronica.errors import BusError, CronicaError, InvalidInputError
+from cronica.errors import BusError, BusUnavailableError, CronicaError, InvalidInputError
 from cronica.events import RecordedEvent
 
 log = logging.getLogger("cronica.bus")
@@ -71,17 +71,29 @@ class StreamConsumer(BackgroundLoop):
         self.batch = batch
         self._redis = redis.Redis.from_url(url)
         self.url = url
-        with redis_errors(url):
+        self._start = start
+        self._joined = False
+        try:
+            self._join()
+        except BusUnavailableError as exc:  # like the relay: made anyway, joined on first run
+            log.warning("group %s: %s (joining when Redis is back)", group, exc)
+
+    def _join(self) -> None:
+        """Create the group at ``start`` when it does not exist yet, or join it."""
+        with redis_errors(self.url):
             try:
-                self._redis.xgroup_create(stream, group, id=start, mkstream=True)
+                self._redis.xgroup_create(self.stream, self.group, id=self._start, mkstream=True)
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):  # else the group exists: join it
                     raise
+        self._joined = True
 
     def run_once(self, block: float | None = None) -> int:
         """Handle the entries this consumer may take now: those idle past ``claim_idle``
         (failed, or left by a dead consumer), then new ones (waiting up to ``block`` seconds
         for some). Return how many were acknowledged."""
+        if not self._joined:
+            self._join()
         with redis_errors(self.url):
             return self._run_once(block)
 

@@ -1,0 +1,73 @@
+"""``cronica serve`` and ``cronica worker`` refuse what would stop them in one ``error:`` line,
+exit 1 and nothing made, and start anyway when only the bus is away (they retry it). Before:
+a traceback and exit 3 for a store out of reach, exit 0 when ``--workers`` processes failed to
+start, N separate stores for ``memory://`` with ``--workers N``, the store file made before a
+bad ``--bus`` was refused, and no start at all with Redis away."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.processes import CLI, Server, environment, free_port
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, env=environment(None),
+        timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["serve", "--store", "bogus", "--workers", "2"], "not a store URL"),
+     (["serve", "--store", "memory://", "--workers", "2"], "memory:// would be one per process"),
+     (["serve", "--store", "postgresql://postgres@127.0.0.1:1/test"], "connection failed"),
+     (["serve", "--store", "sqlite:///s.db", "--bus", "bogus://x"], "unknown bus URL"),
+     (["worker", "--store", "sqlite:///s.db", "--bus", "bogus://x"], "unknown bus URL"),
+     (["serve", "--store", "sqlite:///s.db", "--read-models", "nope"], "read-model")],
+)  # fmt: skip
+def test_what_would_stop_the_service_is_one_line_and_makes_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = (
+        run(*args, "--port", str(free_port()), cwd=tmp_path)
+        if args[0] == "serve"
+        else (run(*args, cwd=tmp_path))
+    )
+    assert done.returncode == 1, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "s.db").exists() or args[-2] == "--read-models"
+
+
+def test_a_module_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_upcasters.py").write_text("raise RuntimeError('not today')\n")
+    (tmp_path / "bad_syntax.py").write_text("def (:\n")
+    for spec in ("broken_upcasters:upcasters", "bad_syntax:upcasters"):
+        done = run("read", "acc-1", "--upcasters", spec, "--store", "memory://", cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("error: --upcasters: importing"), done.stderr
+
+
+def test_the_service_starts_with_redis_away_and_stops_cleanly(tmp_path: Path) -> None:
+    """The README's promise: the store keeps taking writes while Redis is away."""
+    away = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    server = Server("--bus", away, cwd=tmp_path)
+    try:
+        assert server.process.poll() is None
+    finally:
+        assert server.stop() == 0
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--store", f"sqlite:///{tmp_path / 'w.db'}", "--bus", away],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=environment(None),
+    )  # fmt: skip
+    time.sleep(3)
+    assert worker.poll() is None, "the worker did not stay up with Redis away"
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
