@@ -71,3 +71,33 @@ def test_the_service_starts_with_redis_away_and_stops_cleanly(tmp_path: Path) ->
     assert worker.poll() is None, "the worker did not stay up with Redis away"
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
+
+
+def test_key_files_that_cannot_be_read_or_written_are_one_line(tmp_path: Path) -> None:
+    """A directory or a missing folder was a traceback; ``{}`` was listed as no keys."""
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "object.json").write_text("{}")
+    for args in (["keys", "list", "--file", "a-dir"], ["keys", "list", "--file", "object.json"],
+                 ["keys", "create", "bob", "--file", "missing/k.json"]):  # fmt: skip
+        done = run(*args, cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("error: API key file"), done.stderr
+    made = run("keys", "create", "bob", "--scope", "read", "--file", "k.json", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "k.json").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["archive"], ["archive", "--idle-days", "1", "--before", "2024-01-01T00:00:00Z"],
+     ["archive", "--before", "garbage"], ["archive", "--idle-days", "0", "--dir", "/dev/null"],
+     ["forget", "ana", "--reason", "x" * 501], ["forget", "ana", "--reason", "  "],
+     ["forget", "bad\x01id", "--reason", "GDPR"], ["status", "--read-models", "bogus"]],
+)  # fmt: skip
+def test_bad_flags_are_refused_before_the_default_store_is_made(
+    tmp_path: Path, args: list[str]
+) -> None:
+    done = run(*args, cwd=tmp_path)
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []  # no cronica.db (nor its archive folder)

@@ -77,11 +77,8 @@ def archive(
     (projections, the relay) no longer see archived events, so no event a registered follower
     has not read yet is archived. --list shows the batches and checks every file against its
     checksum."""
-    with cronica.connect(store_url) as store:
-        archiver = Archiver(store, directory)
-        if list_batches:
-            _list(archiver, as_json)
-            return
+    policy = None
+    if not list_batches:  # checked before the store is opened (or made)
         if (idle_days is None) == (before is None):
             raise InvalidInputError("give --idle-days or --before (one of them)")
         policy = ArchivePolicy(
@@ -90,6 +87,13 @@ def archive(
             aggregate_types=tuple(aggregate_types) if aggregate_types else None,
             max_streams=max_streams,
         )
+    if directory is not None and directory.exists() and not directory.is_dir():
+        raise InvalidInputError(f"--dir {directory} is not a directory")
+    with cronica.connect(store_url) as store:
+        archiver = Archiver(store, directory)
+        if policy is None:
+            _list(archiver, as_json)
+            return
         batches = 0
         while (report := archiver.archive(policy, actor=actor, reason=reason)).batch:
             batches += 1

@@ -14,6 +14,7 @@ import cronica
 from cronica._validation import MAX_REASON_LENGTH
 from cronica.audit import Audit
 from cronica.cli import JsonFlag, StoreURL, _reports_errors, app
+from cronica.privacy.erasure import check_forget_arguments
 from cronica.privacy.erasure import forget as forget_subject
 
 
@@ -52,6 +53,7 @@ def forget(
     delete the stream's snapshots. Running it again repairs an interrupted run and changes
     nothing else. Storing personal data for the subject again needs an explicit decision in
     code (SubjectKeys.allow_again)."""
+    check_forget_arguments(subject_id, reason, stream)  # before the store is opened (or made)
     with cronica.connect(store_url) as store:
         erasure = forget_subject(
             store, subject_id, reason=reason, stream=stream, audit=Audit(actor=actor)

@@ -8,6 +8,7 @@ and exit code 1; usage errors (an unknown option, a missing argument) exit with 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -686,12 +687,16 @@ def status(
     from cronica.readmodels import connect_read_models, read_models_for
     from cronica.relay import relay_status
 
-    with cronica.connect(store_url) as store:
+    with contextlib.ExitStack() as opened:
+        # A read-model URL that cannot be one is refused before the store is opened (or made).
+        given = (
+            opened.enter_context(connect_read_models(read_models_url)) if read_models_url else None
+        )
+        store = opened.enter_context(cronica.connect(store_url))
         report = store.status()
-        db = connect_read_models(read_models_url) if read_models_url else read_models_for(store)
-        with db:
-            projections = projection_status(store, db)
-            relays = relay_status(store, db)
+        db = given if given is not None else opened.enter_context(read_models_for(store))
+        projections = projection_status(store, db)
+        relays = relay_status(store, db)
     if as_json:
         _echo_json_lines(
             [

@@ -88,6 +88,14 @@ def _check_stream_is_theirs(events: list[RecordedEvent], subject_id: str, stream
         )
 
 
+def check_forget_arguments(subject_id: str, reason: str, stream: str | None) -> str:
+    """``InvalidInputError`` unless the subject id, the reason and the stream (default: the
+    subject's own) are fit for :func:`forget`; the stream."""
+    check_subject_id(subject_id)
+    check_text(reason, "the reason for forgetting", MAX_REASON_LENGTH)
+    return subject_id if stream is None else check_aggregate_id(stream)
+
+
 def forget(
     store: EventStore,
     subject_id: str,
@@ -105,9 +113,7 @@ def forget(
     over 500 characters or one that cannot be stored.
     """
     # Every argument is checked before anything is destroyed: a forget cannot be undone.
-    check_subject_id(subject_id)
-    check_text(reason, "the reason for forgetting", MAX_REASON_LENGTH)
-    stream = subject_id if stream is None else check_aggregate_id(stream)
+    stream = check_forget_arguments(subject_id, reason, stream)
     metadata = (audit or Audit()).merged_over(current_audit()).metadata()
     dump_object(metadata, "metadata")
     keys = store.subject_keys() if keys is None else keys

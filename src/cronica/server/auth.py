@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -90,12 +91,16 @@ class KeyRing:
 def read_key_file(path: str | Path) -> list[ApiKey]:
     try:
         entries = json.loads(Path(path).read_text())
+        if not isinstance(entries, list):
+            raise TypeError(f"a JSON array of keys, not {type(entries).__name__}")
         keys = [
             ApiKey(str(e["name"]), frozenset(str(s) for s in e["scopes"]), str(e["hash"]))
             for e in entries
         ]
     except FileNotFoundError:
         raise InvalidInputError(f"no API key file at {path}") from None
+    except OSError as exc:  # a directory, no permission
+        raise InvalidInputError(f"API key file {path} cannot be read: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(f"API key file {path} is malformed: {exc!r}") from None
     for key in keys:
@@ -107,8 +112,15 @@ def read_key_file(path: str | Path) -> list[ApiKey]:
 def write_key_file(path: str | Path, keys: Iterable[ApiKey]) -> None:
     entries = [{"name": k.name, "scopes": sorted(k.scopes), "hash": k.hash} for k in keys]
     target = Path(path)
-    target.write_text(json.dumps(entries, indent=2) + "\n")
-    target.chmod(0o600)
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:  # written whole or not at all, readable by its owner only from the start
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(json.dumps(entries, indent=2) + "\n")
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InvalidInputError(f"API key file {path} cannot be written: {exc}") from None
 
 
 def authenticate(ring: KeyRing, authorization: str, scope: str) -> ApiKey:
