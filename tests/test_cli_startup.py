@@ -101,3 +101,31 @@ def test_bad_flags_are_refused_before_the_default_store_is_made(
     done = run(*args, cwd=tmp_path)
     assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []  # no cronica.db (nor its archive folder)
+
+
+def test_a_stop_with_a_live_log_open_is_quick_and_quiet(tmp_path: Path) -> None:
+    """An open /events/live held SIGTERM for uvicorn's 10 s grace, then a traceback."""
+    import threading
+
+    import httpx2 as httpx
+
+    server = Server(cwd=tmp_path)
+    opened = threading.Event()
+
+    def follow() -> None:
+        try:
+            with httpx.stream("GET", f"{server.base}/events/live", timeout=30) as response:
+                for _ in response.iter_bytes():
+                    opened.set()
+        except httpx.TransportError:
+            pass
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert opened.wait(10)
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 5
+    reader.join(10)
+    log = server.log.read_text()
+    assert "Traceback" not in log and "timeout graceful shutdown exceeded" not in log, log

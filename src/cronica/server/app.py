@@ -8,11 +8,16 @@ Run it with ``cronica serve`` (uvicorn), or any ASGI server.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -55,10 +60,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services(chosen, store=store)
         app.state.services = services
+        loop = asyncio.get_running_loop()
+        restore = _on_stop_signals(lambda: loop.call_soon_threadsafe(services.stopping.set))
         try:
             services.start()
             yield
         finally:
+            restore()
             app.state.services = None
             services.close()
 
@@ -114,3 +122,32 @@ def _store_and_read_models(app: FastAPI) -> tuple[EventStore, ReadModelDatabase]
     if services is None:
         return None
     return services.store, services.read_models
+
+
+def _on_stop_signals(callback: Callable[[], object]) -> Callable[[], None]:
+    """Call ``callback`` too when SIGTERM or SIGINT arrives (before the server's own handler,
+    which starts the graceful shutdown): the live logs end then, instead of holding the
+    shutdown until its timeout. Returns what puts the handlers back. Signals reach only the
+    main thread: elsewhere (a test client), nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, Any] = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    if not all(callable(before) for before in previous.values()):
+        return lambda: None  # no server's handlers to chain to: leave the signals alone
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        callback()
+        before = previous[sig]
+        if callable(before):
+            before(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+    return restore

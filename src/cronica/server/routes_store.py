@@ -365,7 +365,8 @@ async def _live(
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
     aio = svc.aio
-    while not await request.is_disconnected():
+    go_on = svc.following(request.is_disconnected)
+    while await go_on():
         events = await aio.read_all(after=after, limit=LIVE_PAGE)
         if any_sealed(events):
             events = await svc.call(functools.partial(svc.readable, events))
@@ -383,7 +384,7 @@ async def _live(
         if events:
             after = events[-1].position
             continue
-        await aio.wait_for_events(after, KEEP_ALIVE_SECONDS)
+        await svc.wait_for_events(after, KEEP_ALIVE_SECONDS)
 
 
 def sse_message(event: RecordedEvent) -> bytes:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -52,6 +52,8 @@ class Services:
 
     def __init__(self, settings: ServerSettings, store: EventStore | None = None) -> None:
         self.settings = settings
+        self.stopping = asyncio.Event()
+        """Set when the server is asked to stop: long responses (the live logs) end."""
         options: dict[str, Any] = {}
         if settings.max_event_bytes is not None:
             options["max_event_size"] = settings.max_event_bytes
@@ -262,6 +264,28 @@ class Services:
                 "invalid_input",
                 f"minPosition {position} is beyond the end of the log (position {head})",
             )
+
+    def following(
+        self, disconnected: Callable[[], Awaitable[bool]]
+    ) -> Callable[[], Awaitable[bool]]:
+        """For a long response that follows the log: a check that says whether to go on (the
+        client is there and the server is not stopping)."""
+
+        async def go_on() -> bool:
+            return not self.stopping.is_set() and not await disconnected()
+
+        return go_on
+
+    async def wait_for_events(self, after: int, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for an event after ``after``, or until the server
+        is asked to stop."""
+        waiting = asyncio.ensure_future(self.aio.wait_for_events(after, timeout))
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            stopping.cancel()
 
     async def call(self, function: Callable[[], T]) -> T:
         """A quick store call from async code: on the event loop for SQLite (microseconds),

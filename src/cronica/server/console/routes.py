@@ -146,7 +146,8 @@ async def log_live(
     async def rows() -> AsyncIterator[bytes]:
         position = resume_after(after, last_event_id)
         yield b": following the log\n\n"
-        while not await request.is_disconnected():
+        go_on = svc.following(request.is_disconnected)
+        while await go_on():
             events = await svc.aio.read_all(after=position, limit=PAGE)
             if events:
                 position = events[-1].position
@@ -155,7 +156,7 @@ async def log_live(
                     html = " ".join(row.render(e=view, with_stream=True).splitlines())
                     yield f"id: {view.position}\ndata: {html}\n\n".encode()
                 continue
-            await svc.aio.wait_for_events(position, 15.0)
+            await svc.wait_for_events(position, 15.0)
             yield b": keep-alive\n\n"
 
     return StreamingResponse(
