@@ -414,3 +414,21 @@ def test_with_a_redis_bus_the_transfer_saga_consumes_the_stream(
         assert http.get(f"/transfers/{transfer_id}").json()["status"] == "completed"
     groups = {g["name"].decode() for g in client.xinfo_groups(key)}
     assert "saga-Transfer" in groups
+
+
+def test_the_api_processes_end_when_serve_is_killed(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Killed, ``serve --workers 2`` cannot stop its workers: they were left serving the port,
+    orphaned, until someone found them."""
+    server = serve("--store", f"sqlite:///{tmp_path / 'workers.db'}", "--workers", "2")
+    workers = worker_processes(server.process.pid)
+    assert len(workers) == 2
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "the API processes outlived serve"
+        time.sleep(0.1)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.base}/health", timeout=2)

@@ -128,7 +128,7 @@ def serve(
         from uvicorn.supervisors import Multiprocess
 
         from cronica.server import ServerSettings, create_app
-        from cronica.server.app import SETTINGS_VARIABLE, settings_to_json
+        from cronica.server.app import PARENT_VARIABLE, SETTINGS_VARIABLE, settings_to_json
         from cronica.server.auth import KeyRing
     except ImportError as exc:
         raise InvalidInputError(
@@ -172,6 +172,7 @@ def serve(
     # Several processes share the socket; each builds its app from the settings passed
     # through the environment (uvicorn starts workers from an import string).
     os.environ[SETTINGS_VARIABLE] = settings_to_json(settings)
+    os.environ[PARENT_VARIABLE] = str(os.getpid())
     config = uvicorn.Config(
         "cronica.server.app:app_from_environment", factory=True, workers=workers, **options
     )

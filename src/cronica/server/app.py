@@ -9,10 +9,12 @@ Run it with ``cronica serve`` (uvicorn), or any ASGI server.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -110,11 +112,31 @@ def settings_to_json(settings: ServerSettings) -> str:
     return json.dumps(dataclasses.asdict(settings))
 
 
+PARENT_VARIABLE = "CRONICA_SERVE_PARENT"
+"""The process id of ``cronica serve --workers N``, which its API processes end with."""
+
+
 def app_from_environment() -> FastAPI:
     """The application for the settings in ``CRONICA_SERVER_SETTINGS`` (a uvicorn factory)."""
+    _end_with_parent()
     fields = json.loads(os.environ[SETTINGS_VARIABLE])
     fields["cors_origins"] = tuple(fields.get("cors_origins") or ())
     return create_app(ServerSettings(**fields))
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to send this API process SIGTERM when ``cronica serve`` dies (killed, it
+    cannot stop its workers; they would go on serving the port, orphaned)."""
+    parent = os.environ.get(PARENT_VARIABLE)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if str(os.getppid()) != parent:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _store_and_read_models(app: FastAPI) -> tuple[EventStore, ReadModelDatabase] | None:
