@@ -125,7 +125,7 @@ def test_a_stop_with_a_live_log_open_is_quick_and_quiet(tmp_path: Path) -> None:
     assert opened.wait(10)
     started = time.monotonic()
     assert server.stop() == 0
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 9  # uvicorn's grace is 10 s
     reader.join(10)
     log = server.log.read_text()
     assert "Traceback" not in log and "timeout graceful shutdown exceeded" not in log, log

@@ -78,32 +78,56 @@ def test_a_nats_url_picks_the_jetstream_bus(stream_name: str) -> None:
         bus.close()
 
 
-def test_an_event_over_the_server_s_max_payload_stops_the_relay_saying_why(
+def test_an_event_over_the_server_s_max_payload_parks_the_relay_saying_why(
     make_store: Any, stream_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """It used to fail on the server with a bare MaxPayloadError, retried for ever with no
-    word of the event, the limit or what to do."""
-    from cronica.bus.nats_jetstream import MessageTooLargeError
+    word of the event, the limit or what to do (and the events before it sent again each
+    time)."""
+    import time
+
+    from cronica.bus.base import MessageTooLargeError
 
     store = make_store("sqlite", max_event_size=4 * 1024 * 1024)
     store.append("small", [NewEvent("Happened", {"n": 1})])
-    bus = JetStreamBus(NATS_URL, stream=stream_name, subject=f"test.{stream_name.lower()}")
+    subject = f"test.{stream_name.lower()}"
+    bus = JetStreamBus(NATS_URL, stream=stream_name, subject=subject, duplicate_window=0.5)
     assert bus.max_message_bytes is not None
     store.append("big", [NewEvent("Happened", {"blob": "x" * bus.max_message_bytes})])
-    with caplog.at_level("WARNING", logger="cronica.relay"):
-        relay = Relay(store, bus)
-    assert "an event that large would stop the relay" in caplog.text
     store.append("small", [NewEvent("Happened", {"n": 2})])
     first, big, last = store.read_all()
+    with caplog.at_level("WARNING", logger="cronica.relay"):
+        relay = Relay(store, bus, idle_wait=0.1)
+    assert "an event that large would stop the relay" in caplog.text
     with bus, relay:
         with pytest.raises(MessageTooLargeError, match="max_payload") as refused:
             relay.run_once()
         assert str(big.event_id) in str(refused.value)
-        assert relay.position == 0  # nothing skipped: the operator decides
+        assert relay.position == first.position  # what came before it is published, once
+        relay.start()
+        deadline = time.monotonic() + 10
+        while not isinstance(relay.last_error, MessageTooLargeError):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.5)  # parked: past the duplicate window, nothing is sent again
+        assert relay.position == first.position
         relay.seek(big.position)  # what the message says to do
-        assert relay.run_once() == 1
-    got = read_stream(stream_name, f"test.{stream_name.lower()}", 2)
+        while relay.position < last.position:
+            assert time.monotonic() < deadline + 10
+            time.sleep(0.05)
+    got = read_stream(stream_name, subject, 2)
     assert [e.event_id for e in got] == [first.event_id, last.event_id]
+    assert stream_messages(stream_name) == 2
+
+
+def stream_messages(name: str) -> int:
+    async def count() -> int:
+        nc = await nats.connect(NATS_URL)
+        info = await nc.jetstream().stream_info(name)
+        await nc.close()
+        return int(info.state.messages)
+
+    return asyncio.run(count())
 
 
 def test_a_nats_url_may_name_the_subject(stream_name: str) -> None:

@@ -437,6 +437,17 @@ def test_expected_version_in_the_query_string_of_a_json_append(client: TestClien
     assert log_length(client) == 1
 
 
+@pytest.mark.parametrize("version", ["2", 2.0, 0, True])
+def test_a_schema_version_that_is_not_a_whole_number_is_422(
+    client: TestClient, version: object
+) -> None:
+    """Stored, it read as version 1 and its upcasters ran on data already past them."""
+    body = {"events": [{**event(), "metadata": {"schemaVersion": version}}]}
+    answer = client.post("/streams/s", json=body)
+    assert answer.status_code == 422 and answer.json()["error"] == "invalid_input"
+    assert log_length(client) == 0
+
+
 def test_a_new_account_gets_an_id_when_none_is_given(client: TestClient) -> None:
     answer = client.post("/accounts", json={"owner": "Eva"})
     assert answer.status_code == 201

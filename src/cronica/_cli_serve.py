@@ -26,8 +26,6 @@ from cronica.readmodels import connect_read_models
 if TYPE_CHECKING:
     from cronica.server import ServerSettings
 
-_STARTUP_FAILURE = 3
-"""The exit status of a uvicorn worker that failed before it served (its app did not start)."""
 
 keys_app = typer.Typer(
     help=(
@@ -125,6 +123,7 @@ def serve(
     stops the projector and closes the store."""
     try:
         import uvicorn
+        from uvicorn.config import STARTUP_FAILURE
         from uvicorn.supervisors import Multiprocess
 
         from cronica.server import ServerSettings, create_app
@@ -178,7 +177,7 @@ def serve(
     )
     supervisor = Multiprocess(config, sockets=[listening])
     supervisor.run()
-    if any(process.exitcode == _STARTUP_FAILURE for process in supervisor.processes):
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         raise CronicaError("the API processes failed to start (their log says why)")
 
 

@@ -15,7 +15,7 @@ import cronica
 from cronica._cli_objects import load_object
 from cronica._validation import check_aggregate_id
 from cronica.aggregates import Aggregate
-from cronica.cli import JsonFlag, StoreURL, _reports_errors, app
+from cronica.cli import JsonFlag, StoreURL, UpcastersOption, _reports_errors, app
 from cronica.errors import InvalidInputError
 from cronica.event_types import EventRegistry
 from cronica.repository import Repository
@@ -44,14 +44,7 @@ def snapshot(
         str,
         typer.Option(metavar="MODULE:NAME", help=f"Its event registry (default {DEFAULT_EVENTS})."),
     ] = DEFAULT_EVENTS,
-    upcasters: Annotated[
-        str | None,
-        typer.Option(
-            envvar="CRONICA_UPCASTERS",
-            metavar="MODULE:NAME",
-            help="An Upcasters object, for events stored at older schema versions.",
-        ),
-    ] = None,
+    upcasters: UpcastersOption = None,
     store_url: StoreURL = cronica.DEFAULT_STORE_URL,
     as_json: JsonFlag = False,
 ) -> None:

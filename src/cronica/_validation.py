@@ -114,3 +114,11 @@ def check_seconds(value: Any, what: str) -> float:
     ):
         raise InvalidInputError(f"{what} must be a number of seconds above 0, not {value!r}")
     return float(value)
+
+
+def check_several(values: Any, what: str) -> list[Any]:
+    """``values`` as a list, if it is a collection of several (a list, tuple or set): a bare
+    string is refused (it would be taken letter by letter), and so is a single value."""
+    if isinstance(values, str | bytes) or not isinstance(values, list | tuple | set | frozenset):
+        raise InvalidInputError(f"{what} must be a list of names, not {type(values).__name__}")
+    return list(values)

@@ -88,6 +88,16 @@ ReadModelsURL = Annotated[
         help="Where the read models live (default: the store's own database).",
     ),
 ]
+UpcastersOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="CRONICA_UPCASTERS",
+        metavar="MODULE:NAME",
+        help="An Upcasters object: events stored at older schema versions are read at their"
+        " newest.",
+    ),
+]
+
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print JSON, one object per line, instead of a table.")
 ]
@@ -511,14 +521,7 @@ def read(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=0, help="At most this many events.")] = None,
-    upcasters: Annotated[
-        str | None,
-        typer.Option(
-            envvar="CRONICA_UPCASTERS",
-            metavar="MODULE:NAME",
-            help="An Upcasters object: print every event at its newest schema version.",
-        ),
-    ] = None,
+    upcasters: UpcastersOption = None,
     sealed: Annotated[
         bool,
         typer.Option("--sealed", help="Show personal data as stored (encrypted), not decrypted."),

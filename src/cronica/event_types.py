@@ -42,8 +42,7 @@ from pydantic.alias_generators import to_camel
 
 from cronica._validation import check_event_type
 from cronica.errors import InvalidEventDataError, InvalidInputError, UnknownEventTypeError
-from cronica.events import SCHEMA_VERSION_KEY, NewEvent, RecordedEvent
-from cronica.upcasting import schema_version
+from cronica.events import SCHEMA_VERSION_KEY, NewEvent, RecordedEvent, check_schema_version
 
 T = TypeVar("T")
 
@@ -225,7 +224,7 @@ class EventRegistry:
         meta = event.metadata
         # The common case first: no version recorded, or the one the code reads.
         if (meta.get(SCHEMA_VERSION_KEY, 1) if meta else 1) != entry.version and (
-            stored := schema_version(meta)
+            stored := _stored_version(event)
         ) != entry.version:
             raise InvalidEventDataError(
                 f"event {event.event_id} ({event.event_type}) is at schema version {stored},"
@@ -392,3 +391,12 @@ def _reads_as_past_tense(name: str) -> bool:
         return False
     last = words[-1].lower()
     return last.endswith("ed") or last in _IRREGULAR_PAST
+
+
+def _stored_version(event: RecordedEvent) -> int:
+    """The event's schema version; ``InvalidEventDataError`` naming the event when it is not
+    one."""
+    try:
+        return check_schema_version(event.metadata)
+    except InvalidEventDataError as exc:
+        raise InvalidEventDataError(f"event {event.event_id} ({event.event_type}): {exc}") from None

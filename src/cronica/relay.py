@@ -32,7 +32,7 @@ from typing import Any
 
 from cronica._background import BackgroundLoop
 from cronica._validation import check_count, check_seconds
-from cronica.bus.base import EventBus
+from cronica.bus.base import EventBus, MessageTooLargeError
 from cronica.errors import BusUnavailableError, StoreError
 from cronica.readmodels import read_models_for
 from cronica.readmodels.base import ReadModelDatabase
@@ -141,16 +141,37 @@ class Relay(BackgroundLoop):
         events = self.store.read_all(after=after, limit=self.batch_size)
         if not events:
             return 0
-        added = self.bus.publish(events)
+        try:
+            added = self.bus.publish(events)
+        except MessageTooLargeError as exc:
+            # The events before it are on the bus: the checkpoint moves up to them, so that
+            # they are not sent again while an operator decides (seek past it, or raise the
+            # bus's limit).
+            before = [e for e in events if e.position < exc.position]
+            if before:
+                self._move_checkpoint(after, before[-1].position, exc.published)
+            raise
+        self._move_checkpoint(after, events[-1].position, added)
+        return len(events)
+
+    def _still_before(self, position: int) -> bool:
+        """Whether the checkpoint is still short of ``position`` (yes when it cannot be read)."""
+        try:
+            return self.position < position
+        except StoreError:
+            return True
+
+    def _move_checkpoint(self, after: int, position: int, added: int) -> None:
+        """Move the checkpoint from ``after`` to ``position``, counting ``added`` published,
+        unless another relay moved it meanwhile (then the next page starts afresh)."""
         with self.checkpoints.transaction() as tx:
             changed = tx.execute(
                 "UPDATE cronica_relays SET position = ?, published = published + ?"
                 " WHERE name = ? AND position = ?",
-                [events[-1].position, added, self.bus.name, after],
+                [position, added, self.bus.name, after],
             )
-        if changed != 1:  # another relay moved it meanwhile: the next page starts afresh
+        if changed != 1:
             log.warning("relay %s: the checkpoint moved under this relay", self.bus.name)
-        return len(events)
 
     def run_until_caught_up(self) -> int:
         """Publish pages until the log's end; return the events read."""
@@ -161,12 +182,20 @@ class Relay(BackgroundLoop):
 
     def run_forever(self) -> None:
         """Publish until :meth:`stop`, waiting for new events between pages; a bus or store
-        that cannot be reached is retried after a pause that grows to 5 s."""
+        that cannot be reached is retried after a pause that grows to 5 s. An event too large
+        for the bus (``MessageTooLargeError``) parks the relay, with the events before it
+        published, until the checkpoint is moved past it (:meth:`seek`)."""
         pause = 0.1
         while not self._stopping.is_set():
             try:
                 read = self.run_once()
                 pause = 0.1
+            except MessageTooLargeError as exc:  # sending it again cannot help: park
+                self.last_error = exc
+                log.error("relay %s: %s; waiting for the checkpoint to move", self.bus.name, exc)
+                while not self._stopping.is_set() and self._still_before(exc.position):
+                    self._stopping.wait(self.idle_wait)
+                continue
             except StoreError as exc:  # BusError is one
                 self.last_error = exc
                 level = logging.WARNING if isinstance(exc, BusUnavailableError) else logging.ERROR

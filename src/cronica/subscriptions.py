@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
-from cronica._validation import check_aggregate_type, check_count, check_event_type
+from cronica._validation import (
+    check_aggregate_type,
+    check_count,
+    check_event_type,
+    check_several,
+)
 from cronica.errors import InvalidInputError
 from cronica.events import RecordedEvent
 from cronica.store.base import EventStore
@@ -110,6 +115,4 @@ def _names(
     """The names of a filter; a bare string is refused (it would filter letter by letter)."""
     if names is None:
         return None
-    if isinstance(names, str | bytes) or not isinstance(names, Iterable):
-        raise InvalidInputError(f"{what} must be a sequence of names, not {type(names).__name__}")
-    return frozenset(check(name) for name in names)
+    return frozenset(check(name) for name in check_several(names, what))

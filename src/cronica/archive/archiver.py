@@ -44,6 +44,7 @@ from cronica._validation import (
     MAX_REASON_LENGTH,
     check_aggregate_id,
     check_aggregate_type,
+    check_several,
     check_text,
 )
 from cronica.archive.files import (
@@ -106,9 +107,7 @@ class ArchivePolicy:
             if self.before.tzinfo is None:
                 raise InvalidInputError("before must be a timezone-aware datetime")
         if self.aggregate_types is not None:
-            names: object = self.aggregate_types
-            if isinstance(names, str | bytes) or not isinstance(names, Sequence | set):
-                raise InvalidInputError("aggregate_types must be a sequence of aggregate types")
+            names = check_several(self.aggregate_types, "aggregate_types")
             if not names:  # an empty filter would pick every stream
                 raise InvalidInputError("aggregate_types must name at least one type, or be None")
             object.__setattr__(
@@ -648,11 +647,8 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
 def _check_stream_ids(aggregate_ids: Any) -> list[str]:
     """The distinct stream ids of a sequence, sorted; ``InvalidInputError`` for a bare string
     (it would be taken letter by letter) or an id that is not valid."""
-    if isinstance(aggregate_ids, str | bytes) or not isinstance(aggregate_ids, Sequence | set):
-        raise InvalidInputError(
-            f"the streams must be a sequence of stream ids, not {type(aggregate_ids).__name__}"
-        )
-    return sorted({check_aggregate_id(aggregate_id) for aggregate_id in aggregate_ids})
+    ids = check_several(aggregate_ids, "the streams")
+    return sorted({check_aggregate_id(aggregate_id) for aggregate_id in ids})
 
 
 def _canonical(events: Sequence[RecordedEvent]) -> list[tuple[Any, ...]]:

@@ -11,6 +11,7 @@ import abc
 from collections.abc import Callable, Sequence
 
 from cronica._closing import Closing
+from cronica.errors import BusError
 from cronica.events import RecordedEvent
 
 Handler = Callable[[RecordedEvent], None]
@@ -36,3 +37,14 @@ class EventBus(Closing, abc.ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class MessageTooLargeError(BusError):
+    """An event whose message is over the broker's largest: publishing it again cannot help.
+    ``position`` is the event's; the ``published`` events before it in the batch are on the
+    bus."""
+
+    def __init__(self, message: str, *, position: int, published: int) -> None:
+        super().__init__(message)
+        self.position = position
+        self.published = published

@@ -24,17 +24,13 @@ import nats
 from nats.errors import ConnectionClosedError, NoServersError, TimeoutError
 from nats.js.errors import NotFoundError
 
-from cronica.bus.base import EventBus
+from cronica.bus.base import EventBus, MessageTooLargeError
 from cronica.errors import BusError, BusUnavailableError
 from cronica.events import RecordedEvent
 
 T = TypeVar("T")
 
 log = logging.getLogger("cronica.bus")
-
-
-class MessageTooLargeError(BusError):
-    """An event whose message is over the broker's largest: publishing it again cannot help."""
 
 
 DEFAULT_STREAM = "CRONICA_EVENTS"
@@ -94,13 +90,17 @@ class JetStreamBus(EventBus):
         nc = await nats.connect(
             self.url, connect_timeout=self.timeout, allow_reconnect=True, max_reconnect_attempts=-1
         )
-        js = nc.jetstream(timeout=self.timeout)
         try:
-            await js.stream_info(self.stream)
-        except NotFoundError:
-            await js.add_stream(
-                name=self.stream, subjects=[self.subject], duplicate_window=duplicate_window
-            )
+            js = nc.jetstream(timeout=self.timeout)
+            try:
+                await js.stream_info(self.stream)
+            except NotFoundError:
+                await js.add_stream(
+                    name=self.stream, subjects=[self.subject], duplicate_window=duplicate_window
+                )
+        except BaseException:  # connected, but no stream: leave no connection reconnecting
+            await nc.close()
+            raise
         return nc, js
 
     def publish(self, events: Sequence[RecordedEvent]) -> int:
@@ -124,15 +124,18 @@ class JetStreamBus(EventBus):
                 )
             )
         acks = await asyncio.gather(*pending)
+        added = sum(1 for ack in acks if not ack.duplicate)
         if too_large is not None:  # the events before it are published: the relay may seek
             event, body, headers = messages[too_large]
             raise MessageTooLargeError(
                 f"event {event.event_id} (position {event.position}) makes a message of"
                 f" {_size(body, headers)} bytes, over the NATS server's max_payload of"
                 f" {self.max_message_bytes}: raise max_payload in the server's configuration,"
-                f" or seek the relay to position {event.position} to leave it out"
+                f" or seek the relay to position {event.position} to leave it out",
+                position=event.position,
+                published=added,
             )
-        return sum(1 for ack in acks if not ack.duplicate)
+        return added
 
     def _over(self, body: bytes, headers: dict[str, str]) -> bool:
         largest = self.max_message_bytes

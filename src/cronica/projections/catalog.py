@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cronica._validation import check_count
+from cronica._validation import check_count, check_several
 from cronica.errors import (
     InvalidInputError,
     LeaseLostError,
@@ -181,8 +181,8 @@ class Catalog:
             or not (math.isfinite(timeout) and timeout >= 0)
         ):
             raise InvalidInputError(f"timeout must be a finite number of seconds, not {timeout!r}")
-        if isinstance(names, str | bytes) or not isinstance(names, Sequence) or not names:
-            raise InvalidInputError("names must be a non-empty sequence of projection names")
+        if not check_several(names, "names"):
+            raise InvalidInputError("names must name at least one projection")
         deadline = time.monotonic() + timeout
         step = 0.002
         while True:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from cronica._background import join_waking
 from cronica._closing import Closing
+from cronica._validation import check_several
 from cronica.errors import (
     InvalidInputError,
     LeaseLostError,
@@ -306,9 +307,9 @@ class Projector(Closing):
     def wait_for(self, position: int, timeout: float, names: Sequence[str] | None = None) -> bool:
         """Wait until the named projections (default: all of this projector's) have applied
         the log up to ``position``; False if ``timeout`` seconds pass first."""
-        if isinstance(names, str | bytes):
-            raise InvalidInputError("names must be a sequence of projection names, not a string")
-        chosen = list(self.projections) if names is None else list(names)
+        chosen = list(self.projections) if names is None else check_several(names, "names")
+        if not chosen:  # nothing to wait for
+            return True
         for name in chosen:
             if name not in self.projections:
                 raise ProjectionNotFoundError(name)
