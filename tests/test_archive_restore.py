@@ -20,8 +20,8 @@ import pytest
 
 from cronica import EventStore, InvalidInputError, NewEvent, RecordedEvent, StoreError
 from cronica.archive import ArchiveFileError, ArchivePolicy, Archiver
-from cronica.archive.archiver import _RestorePlan
 from cronica.archive.files import write_events
+from cronica.archive.restore import RestorePlan
 from tests.processes import CLI, environment
 from tests.test_archive import EVERYTHING, cli, url_of
 
@@ -215,7 +215,7 @@ def test_a_restore_racing_an_archive_of_newer_events_brings_those_back_too(
     plans = []
 
     class RacedArchiver(Archiver):
-        def _commit_restore(self, plan: _RestorePlan) -> list[str]:
+        def _commit_restore(self, plan: RestorePlan) -> list[str]:
             plans.append(plan)
             if len(plans) == 1:
                 assert other.archive_streams(["s-1"], actor="o", reason="r").events == 2
@@ -242,7 +242,7 @@ def test_an_archive_waits_for_a_restore_of_its_streams_and_then_refuses(
     inside, archived = threading.Event(), threading.Event()
 
     class SlowRestorer(Archiver):
-        def _check_parts_unchanged(self, tx: Any, plan: _RestorePlan, ids: list[str]) -> None:
+        def _check_parts_unchanged(self, tx: Any, plan: RestorePlan, ids: list[str]) -> None:
             super()._check_parts_unchanged(tx, plan, ids)
             inside.set()
             archived.wait(3)  # the archive must not get through meanwhile
@@ -375,7 +375,7 @@ def test_verify_finds_archived_versions_that_are_not_the_lowest(
     archiver = Archiver(store, tmp_path / "archive")
     first, _, _ = in_two_batches(store, archiver, streams=1)
     plan = archiver._plan_restore(archiver._archived_parts_of(archiver.db.query, ["s-0"]))
-    half = _RestorePlan(
+    half = RestorePlan(
         {p for p in plan.parts if p[1] == first},
         {first: plan.files[first]},
         [e for e in plan.events if e.version <= 4],
@@ -553,7 +553,7 @@ def test_two_restores_of_one_batch_at_once_both_end_well(
     plans: list[object] = []
 
     class Overtaken(Archiver):
-        def _plan_restore(self, parts: Any) -> _RestorePlan:
+        def _plan_restore(self, parts: Any) -> RestorePlan:
             if not plans:
                 plans.append(archiver.restore(batch=first))  # the other restore, all done
             return super()._plan_restore(parts)
